@@ -1,0 +1,1 @@
+"""The engine: pure PyTorch/NumPy/SciPy, no Jupyter import."""

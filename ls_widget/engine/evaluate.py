@@ -1,0 +1,617 @@
+"""Evaluator: loss and metrics at many points θ₀ + Σₖ cₖ dₖ, fast, on tensors we own.
+
+The user's model is never written to. We evaluate a private copy whose parameters are views
+into one flat work vector per dtype, so moving to a grid point is two fused `add`s whatever
+the number of tensors. Two ways to run the points:
+
+- ``loop``: one forward per point. When the first parameterized layer is a Linear or Conv fed
+  by the data alone, its output is affine in the perturbation, so f(X; W₀ + Σcₖ Dₖ) =
+  f(X; W₀) + Σ cₖ f₀(X; Dₖ) is computed once per direction and combined per point (Li et al.'s
+  first layer costs nothing after that). Checked numerically before it is used.
+- ``vmap``: `torch.func.functional_call` vectorized over chunks of points (pays on GPUs and for
+  small data, where one point does not fill the device).
+
+A short calibration on the first points picks the faster (and channels_last for conv nets).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, vmap
+
+from .data import Batch
+from .directions import Direction
+from .params import ParamSpace
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes for precomputed activations and vmap chunks
+
+
+def _module_and_leaf(root: nn.Module, name: str) -> tuple[nn.Module, str]:
+    *path, leaf = name.split(".")
+    mod = root
+    for p in path:
+        mod = getattr(mod, p)
+    return mod, leaf
+
+
+def _as_scalar(value: Tensor, what: str) -> Tensor:
+    if not isinstance(value, Tensor):
+        value = torch.as_tensor(value)
+    if value.numel() != 1:
+        raise ValueError(
+            f"the {what} returned a tensor of shape {tuple(value.shape)}; it must return the "
+            f"batch mean as a scalar (e.g. F.cross_entropy(out, y) with reduction='mean')"
+        )
+    return value.reshape(())
+
+
+class _Injected(nn.Module):
+    """Stands in for the first layer: returns the output we computed for this point."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.value: Tensor | None = None
+
+    def forward(self, *args: object, **kwargs: object) -> Tensor:
+        assert self.value is not None
+        return self.value
+
+
+def _layer_fn(mod: nn.Module) -> Callable[[Tensor, Tensor, Tensor | None], Tensor] | None:
+    if isinstance(mod, nn.Linear):
+        return lambda x, w, b: nn.functional.linear(x, w, b)
+    if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        return mod._conv_forward
+    return None
+
+
+@dataclass
+class _Flat:
+    """One dtype's moving tensors laid out in a flat vector (θ₀, directions, work)."""
+
+    names: list[str]
+    theta: Tensor
+    dirs: list[Tensor]
+    work: Tensor
+    views: dict[str, Tensor] = field(default_factory=dict)
+
+    @property
+    def matrix(self) -> Tensor:
+        """Directions as rows of a (k, numel) matrix, for vmap's batched points."""
+        if "_matrix" not in self.__dict__:
+            self.__dict__["_matrix"] = torch.stack(self.dirs)
+        return self.__dict__["_matrix"]
+
+    def move(self, coeffs: Sequence[float]) -> None:
+        torch.add(self.theta, self.dirs[0], alpha=float(coeffs[0]), out=self.work)
+        for c, d in zip(coeffs[1:], self.dirs[1:], strict=True):
+            self.work.add_(d, alpha=float(c))
+
+
+def _layout(t: Tensor, channels_last: bool) -> Tensor:
+    """The flat order in which a tensor is stored (NHWC for 4D weights in channels_last)."""
+    if channels_last and t.dim() == 4:
+        return t.permute(0, 2, 3, 1).reshape(-1)
+    return t.reshape(-1)
+
+
+def _view(flat: Tensor, shape: torch.Size, channels_last: bool) -> Tensor:
+    if channels_last and len(shape) == 4:
+        o, i, h, w = shape
+        return flat.view(o, h, w, i).permute(0, 3, 1, 2)
+    return flat.view(shape)
+
+
+def _build_flats(
+    base: Mapping[str, Tensor],
+    dirs: Sequence[Mapping[str, Tensor]],
+    names: Sequence[str],
+    channels_last: bool,
+) -> list[_Flat]:
+    by_dtype: dict[torch.dtype, list[str]] = {}
+    for n in names:
+        by_dtype.setdefault(base[n].dtype, []).append(n)
+    flats = []
+    for group in by_dtype.values():
+        theta = torch.cat([_layout(base[n], channels_last) for n in group])
+        dflat = [
+            torch.cat([_layout(d[n].to(base[n].dtype), channels_last) for n in group])
+            for d in dirs
+        ]
+        work = theta.clone()
+        flat = _Flat(list(group), theta, dflat, work)
+        off = 0
+        for n in group:
+            k = base[n].numel()
+            flat.views[n] = _view(work[off : off + k], base[n].shape, channels_last)
+            off += k
+        flats.append(flat)
+    return flats
+
+
+class Evaluator:
+    """Loss and metrics of a model at points of a low-dimensional affine subspace.
+
+    Args:
+        model: the user's model (read once, never written).
+        space: its ParamSpace (θ₀ and buffer snapshots).
+        batches: the evaluation data (fixed order).
+        loss_fn: ``loss_fn(output, target)`` → scalar batch mean.
+        metrics: name → ``fn(output, target)`` → scalar batch mean (e.g. accuracy).
+        memory_budget: bytes allowed for precomputed first-layer outputs and vmap chunks.
+        strategy: ``"auto"`` (calibrate), ``"loop"`` or ``"vmap"``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        space: ParamSpace,
+        batches: list[Batch],
+        loss_fn: LossFn,
+        metrics: Mapping[str, LossFn] | None = None,
+        *,
+        memory_budget: int = DEFAULT_MEMORY_BUDGET,
+        strategy: str = "auto",
+    ) -> None:
+        if not callable(loss_fn):
+            raise TypeError("loss must be a callable loss_fn(output, target), e.g. F.cross_entropy")
+        if strategy not in ("auto", "loop", "vmap"):
+            raise ValueError(f"strategy={strategy!r}; use 'auto', 'loop' or 'vmap'")
+        self.space = space
+        self.batches = batches
+        self.loss_fn = loss_fn
+        self.metrics = dict(metrics or {})
+        if "loss" in self.metrics:
+            raise ValueError("'loss' is reserved for the loss; give the metric another name")
+        self.names: tuple[str, ...] = ("loss", *self.metrics)
+        self.n_samples = sum(b.n for b in batches)
+        self.memory_budget = memory_budget
+        self.strategy = strategy
+        self.device = space.device
+        self.has_conv = any(
+            isinstance(m, (nn.Conv2d,)) for m in model.modules()
+        )
+        self._copy = self._private_copy(model)
+        self._first: tuple[str, nn.Module] | None = self._find_first_layer()
+        self.lock = threading.RLock()  # one private copy: bindings take turns on it
+        self._active: BoundEvaluator | None = None
+        self.chosen: dict[str, object] = {}  # what calibration picked, for benchmarks and logs
+        self.points_per_second: float | None = None
+
+    # ----------------------------------------------------------------- the private copy
+    def _private_copy(self, model: nn.Module) -> nn.Module:
+        """Deep copy of the module tree that shares no tensor with the user's model.
+
+        The memo maps every parameter and buffer to an empty placeholder, so the copy costs no
+        extra memory; `set_param`/`set_buffer` then point it at θ₀ and our work vectors.
+        """
+        memo: dict[int, object] = {}
+        for p in model.parameters():
+            memo[id(p)] = nn.Parameter(p.new_empty(0), requires_grad=False)
+        for b in model.buffers():
+            memo[id(b)] = b.new_empty(0)
+        try:
+            clone = copy.deepcopy(model, memo)
+        except Exception as exc:  # any failure means: cannot copy this model
+            raise TypeError(
+                f"ls-widget evaluates a private copy of the model, and copy.deepcopy(model) "
+                f"failed ({type(exc).__name__}: {exc}); make the model deep-copyable (no open "
+                "files, locks or generators as attributes)"
+            ) from exc
+        clone.eval()
+        # Canonical name (as in named_parameters()) -> every alias: tied weights stay tied.
+        self._alias_p = self._aliases(clone.named_parameters(remove_duplicate=False))
+        self._alias_b = self._aliases(clone.named_buffers(remove_duplicate=False))
+        self._root = clone
+        for name in self._alias_p:
+            self.set_param(name, self.space.theta0[name])
+        for name in self._alias_b:
+            self.set_buffer(name, self.space.buffers0[name])
+        return clone
+
+    @staticmethod
+    def _aliases(named: object) -> dict[str, list[str]]:
+        first: dict[int, str] = {}
+        out: dict[str, list[str]] = {}
+        for n, t in named:  # type: ignore[attr-defined]
+            canon = first.setdefault(id(t), n)
+            out.setdefault(canon, []).append(n)
+        return out
+
+    def set_param(self, name: str, value: Tensor) -> None:
+        """Point parameter `name` (and its tied aliases) of the private copy at `value`."""
+        param = nn.Parameter(value, requires_grad=False)
+        for alias in self._alias_p.get(name, [name]):
+            mod, leaf = _module_and_leaf(self._root, alias)
+            mod._parameters[leaf] = param
+
+    def set_buffer(self, name: str, value: Tensor) -> None:
+        for alias in self._alias_b.get(name, [name]):
+            mod, leaf = _module_and_leaf(self._root, alias)
+            mod._buffers[leaf] = value
+
+    # ----------------------------------------------------------------- first-layer linearity
+    def _find_first_layer(self) -> tuple[str, nn.Module] | None:
+        """The first module with parameters that runs, if it is a Linear/Conv called once."""
+        order: list[str] = []
+        counts: dict[str, int] = {}
+        hooks = []
+        for name, mod in self._copy.named_modules():
+            if mod._parameters:
+                def hook(m: nn.Module, args: object, name: str = name) -> None:
+                    counts[name] = counts.get(name, 0) + 1
+                    if name not in order:
+                        order.append(name)
+                hooks.append(mod.register_forward_pre_hook(hook))
+        try:
+            with torch.no_grad():
+                self._forward(self._copy, self.batches[0])
+        except Exception:  # the real evaluation reports errors properly
+            return None
+        finally:
+            for h in hooks:
+                h.remove()
+        if not order:
+            return None
+        name = order[0]
+        mod = self._copy.get_submodule(name)
+        if counts[name] != 1 or _layer_fn(mod) is None:
+            return None
+        return name, mod
+
+    # ----------------------------------------------------------------- evaluation
+    @staticmethod
+    def _forward(module: nn.Module, batch: Batch) -> Tensor:
+        return module(*batch.x)
+
+    def _score(self, out: Tensor, batch: Batch) -> list[Tensor]:
+        vals = [_as_scalar(self.loss_fn(out, batch.y), "loss")]
+        for name, fn in self.metrics.items():
+            vals.append(_as_scalar(fn(out, batch.y), f"metric {name!r}"))
+        return vals
+
+    def bind(self, directions: Sequence[Direction]) -> BoundEvaluator:
+        """Prepare evaluation at θ₀ + Σ cₖ dₖ for these directions."""
+        if not directions:
+            raise ValueError("need at least one direction")
+        for d in directions:
+            if not isinstance(d, Direction):
+                raise TypeError(
+                    f"expected an lw.Direction, got {type(d).__name__}; build one with "
+                    "lw.directions.random(model)"
+                )
+            self.space.check_compatible(d)
+        with self.lock:
+            return BoundEvaluator(self, list(directions))
+
+
+class BoundEvaluator:
+    """An Evaluator bound to k directions: `evaluate(coeffs)` for coeffs of shape (P, k)."""
+
+    def __init__(self, ev: Evaluator, directions: list[Direction]) -> None:
+        self.ev = ev
+        self.directions = directions
+        self.k = len(directions)
+        space = ev.space
+        self.moving = [
+            n for n in space.names if any(bool(d[n].any()) for d in directions)
+        ]
+        buf_names = [
+            n for n in space.floating_buffer_names
+            if any(n in d.buffers and bool(d.buffers[n].any()) for d in directions)
+        ]
+        self.buffer_names = buf_names
+        self.channels_last = False
+        self._flats: list[_Flat] = []
+        self._buf_flats: list[_Flat] = []
+        self._inject: dict | None = None
+        self._mode = "loop"
+        self._vmap_chunk = 1
+        self._layout(channels_last=False)
+        self._calibrate()
+
+    # ----------------------------------------------------------------- setup
+    def _layout(self, channels_last: bool) -> None:
+        space = self.ev.space
+        self.channels_last = channels_last
+        dirs = [dict(d) for d in self.directions]
+        self._flats = _build_flats(space.theta0, dirs, self.moving, channels_last)
+        bdirs = [
+            {n: d.buffers.get(n, torch.zeros_like(space.buffers0[n])) for n in self.buffer_names}
+            for d in self.directions
+        ]
+        self._buf_flats = _build_flats(space.buffers0, bdirs, self.buffer_names, False)
+        self._static = {}
+        for n in space.names:
+            if n not in self.moving:
+                base = space.theta0[n]
+                if channels_last and base.dim() == 4:
+                    base = base.contiguous(memory_format=torch.channels_last)
+                self._static[n] = base
+        self._batches = [self._to_layout(b, channels_last) for b in self.ev.batches]
+        self._attach()
+
+    @staticmethod
+    def _to_layout(batch: Batch, channels_last: bool) -> Batch:
+        if channels_last and batch.x[0].dim() == 4:
+            x0 = batch.x[0].contiguous(memory_format=torch.channels_last)
+            return Batch((x0, *batch.x[1:]), batch.y, batch.n)
+        return batch
+
+    def _prepare_injection(self) -> bool:
+        """Precompute the first layer's output at θ₀ and along each direction, if it pays."""
+        ev = self.ev
+        if ev._first is None or not ev._first[0]:
+            return False
+        name, mod = ev._first
+        pnames = [f"{name}.{leaf}" if name else leaf for leaf in mod._parameters]
+        fn = _layer_fn(mod)
+        assert fn is not None
+        inputs: list[Tensor] = []
+
+        def grab(m: nn.Module, args: tuple) -> None:
+            inputs.append(args[0])
+
+        h = mod.register_forward_pre_hook(grab)
+        try:
+            with torch.no_grad():
+                for f in self._flats + self._buf_flats:
+                    f.work.copy_(f.theta)
+                for b in self._batches:
+                    ev._forward(ev._copy, b)
+        finally:
+            h.remove()
+        wname, bname = f"{name}.weight" if name else "weight", f"{name}.bias" if name else "bias"
+        if wname not in ev.space.theta0:
+            return False
+        w0 = ev.space.theta0[wname]
+        b0 = ev.space.theta0.get(bname) if bname in pnames else None
+        with torch.no_grad():
+            y0 = [fn(x, w0, b0) for x in inputs]
+            ys = [
+                [
+                    fn(x, d[wname].to(w0.dtype), d[bname].to(w0.dtype) if b0 is not None else None)
+                    for x in inputs
+                ]
+                for d in self.directions
+            ]
+        if sum(t.numel() * t.element_size() for t in y0) * (self.k + 2) > ev.memory_budget:
+            return False
+        self._inject = {
+            "name": name, "module": mod, "y0": y0, "ys": ys, "stand_in": _Injected(),
+            "buf": [torch.empty_like(t) for t in y0], "active": False,
+        }
+        return True
+
+    def _set_injected(self, on: bool) -> None:
+        """Swap the first layer of the private copy for its precomputed stand-in (or back)."""
+        if self._inject is None:
+            return
+        parent, leaf = _module_and_leaf(self.ev._copy, self._inject["name"])
+        setattr(parent, leaf, self._inject["stand_in"] if on else self._inject["module"])
+        self._inject["active"] = on
+
+    def _attach(self) -> None:
+        """Point the shared private copy at this binding's work vectors (cheap: no copies)."""
+        ev, space = self.ev, self.ev.space
+        if ev._first is not None and ev._first[0]:  # the real first layer back, to receive θ
+            parent, leaf = _module_and_leaf(ev._copy, ev._first[0])
+            setattr(parent, leaf, ev._first[1])
+        for flat in self._flats:
+            for n, view in flat.views.items():
+                ev.set_param(n, view)
+        for flat in self._buf_flats:
+            for n, view in flat.views.items():
+                ev.set_buffer(n, view)
+        for n in space.names:
+            if n not in self.moving:
+                ev.set_param(n, self._static[n])
+        for n in space.buffers0:
+            if n not in self.buffer_names:
+                ev.set_buffer(n, space.buffers0[n])
+        if self._inject is not None and self._inject.get("active"):
+            self._set_injected(True)
+        ev._active = self
+
+    # ----------------------------------------------------------------- running points
+    def _move(self, c: Sequence[float]) -> None:
+        for f in self._flats:
+            f.move(c)
+        for f in self._buf_flats:
+            f.move(c)
+
+    def _loop(self, coeffs: np.ndarray) -> np.ndarray:
+        ev = self.ev
+        P = coeffs.shape[0]
+        acc = torch.zeros((P, len(ev.names)), dtype=torch.float64, device=ev.device)
+        inj = self._inject if self._inject and self._inject.get("active") else None
+        injected = inj["stand_in"] if inj is not None else None
+        with torch.no_grad():
+            for p in range(P):
+                c = coeffs[p].tolist()
+                self._move(c)
+                for bi, batch in enumerate(self._batches):
+                    if injected is not None:
+                        buf = inj["buf"][bi]
+                        torch.add(inj["y0"][bi], inj["ys"][0][bi], alpha=c[0], out=buf)
+                        for k in range(1, self.k):
+                            buf.add_(inj["ys"][k][bi], alpha=c[k])
+                        injected.value = buf
+                    out = ev._forward(ev._copy, batch)
+                    vals = ev._score(out, batch)
+                    acc[p] += torch.stack([v.to(torch.float64) for v in vals]) * batch.n
+        return (acc / ev.n_samples).cpu().numpy()
+
+    def _vmapped(self, coeffs: np.ndarray) -> np.ndarray:
+        ev = self.ev
+        P = coeffs.shape[0]
+        out_rows = []
+        names_p = [n for f in self._flats for n in f.names]
+        names_b = [n for f in self._buf_flats for n in f.names]
+        static_p = {
+            n: t for n, t in ev.space.theta0.items() if n not in names_p
+        }
+        static_b = {n: t for n, t in ev.space.buffers0.items() if n not in names_b}
+
+        def point(flat_p: list[Tensor], flat_b: list[Tensor], batch: Batch) -> Tensor:
+            params = dict(static_p)
+            for f, v in zip(self._flats, flat_p, strict=True):
+                off = 0
+                for n in f.names:
+                    k = ev.space.theta0[n].numel()
+                    params[n] = v[off : off + k].view(ev.space.theta0[n].shape)
+                    off += k
+            bufs = dict(static_b)
+            for f, v in zip(self._buf_flats, flat_b, strict=True):
+                off = 0
+                for n in f.names:
+                    k = ev.space.buffers0[n].numel()
+                    bufs[n] = v[off : off + k].view(ev.space.buffers0[n].shape)
+                    off += k
+            out = functional_call(self._plain, (params, bufs), batch.x)
+            return torch.stack([v.to(torch.float64) for v in ev._score(out, batch)])
+
+        with torch.no_grad():
+            for start in range(0, P, self._vmap_chunk):
+                c = torch.as_tensor(
+                    coeffs[start : start + self._vmap_chunk], device=ev.device
+                )
+                fp = [torch.addmm(f.theta, c.to(f.theta.dtype), f.matrix) for f in self._flats]
+                fb = [
+                    torch.addmm(f.theta, c.to(f.theta.dtype), f.matrix) for f in self._buf_flats
+                ]
+                acc = torch.zeros((c.shape[0], len(ev.names)), dtype=torch.float64,
+                                  device=ev.device)
+                for batch in ev.batches:
+                    fn = vmap(lambda a, b, batch=batch: point(a, b, batch))
+                    acc += fn(fp, fb) * batch.n
+                out_rows.append((acc / ev.n_samples).cpu().numpy())
+        return np.concatenate(out_rows, axis=0)
+
+    @property
+    def _plain(self) -> nn.Module:
+        return self.ev._copy
+
+    def evaluate(self, coeffs: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
+        """Metrics at θ₀ + Σₖ coeffs[p, k]·dₖ, shape (P, len(names)), float64."""
+        c = np.asarray(coeffs, dtype=np.float64).reshape(-1, self.k)
+        if c.shape[0] == 0:
+            return np.zeros((0, len(self.ev.names)))
+        with self.ev.lock:
+            if self.ev._active is not self:
+                self._attach()
+            t0 = time.perf_counter()
+            res = self._vmapped(c) if self._mode == "vmap" else self._loop(c)
+            dt = time.perf_counter() - t0
+        pps = c.shape[0] / max(dt, 1e-9)
+        old = self.ev.points_per_second
+        self.ev.points_per_second = pps if old is None else 0.7 * old + 0.3 * pps
+        return res
+
+    # ----------------------------------------------------------------- calibration
+    def _vmap_chunk_size(self, t_loop: float) -> int:
+        """Points per vmap call: bounded by the memory budget and by ~0.25 s of work."""
+        ev = self.ev
+        act = max(
+            t.numel() * t.element_size() for b in ev.batches for t in b.x
+        ) * 8  # activations of a few layers per point, a rough upper estimate
+        by_mem = ev.memory_budget // max(1, act)
+        by_time = int(0.25 / max(t_loop, 1e-6))
+        return int(max(1, min(256, by_mem, max(by_time, 8))))
+
+    def _time(self, fn: Callable[[], object], reps: int = 2) -> float:
+        fn()  # warm-up (allocations, kernels)
+        best = math.inf
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - t0)
+        return best
+
+    def _check_injection(self, probe: np.ndarray) -> bool:
+        self._set_injected(False)
+        ref = self._loop(probe)
+        self._set_injected(True)
+        got = self._loop(probe)
+        finite = np.isfinite(ref) & np.isfinite(got)
+        ok = bool(np.all(np.isfinite(ref) == np.isfinite(got))) and np.allclose(
+            got[finite], ref[finite], rtol=1e-4, atol=1e-5
+        )
+        if not ok:
+            self._set_injected(False)
+            self._inject = None
+        return ok
+
+    def _calibrate(self) -> None:
+        """Pick the fastest correct way to run points; record it in `ev.chosen`."""
+        ev = self.ev
+        rng = np.random.default_rng(0)
+        probe = rng.uniform(-0.5, 0.5, size=(2, self.k))
+        mode = ev.strategy
+        self._loop(probe[:1])  # runs the model once: user errors surface here, clearly
+        candidates: dict[str, float] = {}
+        if self._prepare_injection():
+            self._set_injected(True)
+            if not self._check_injection(probe):
+                ev.chosen["first_layer"] = "rejected (numerical check failed)"
+            else:
+                ev.chosen["first_layer"] = "precomputed"
+        t_loop = self._time(lambda: self._loop(probe[:1]))
+        candidates["loop"] = t_loop
+        if ev.has_conv and mode != "vmap":
+            self._set_injected(False)
+            inj = self._inject
+            self._inject = None
+            self._layout(channels_last=True)
+            try:
+                t_cl = self._time(lambda: self._loop(probe[:1]))
+            except Exception:  # some ops lack channels_last kernels
+                t_cl = math.inf
+            if t_cl < 0.95 * t_loop:
+                candidates["loop"] = t_cl
+                ev.chosen["memory_format"] = "channels_last"
+                self._inject = None  # first-layer outputs would need NHWC; keep it simple
+            else:
+                self._layout(channels_last=False)
+                self._inject = inj
+                if inj is not None:
+                    self._set_injected(True)
+                ev.chosen["memory_format"] = "contiguous"
+        # vmap pays where one point does not fill the device (GPUs); on CPUs each point is
+        # already one large matmul and the loop wins, so it is only tried on accelerators.
+        if mode == "vmap" or (mode == "auto" and ev.device.type != "cpu"):
+            self._vmap_chunk = self._vmap_chunk_size(t_loop)
+            was = bool(self._inject and self._inject.get("active"))
+            self._set_injected(False)
+            try:
+                cprobe = rng.uniform(-0.5, 0.5, size=(self._vmap_chunk, self.k))
+                candidates["vmap"] = self._time(lambda: self._vmapped(cprobe), reps=1) / len(
+                    cprobe
+                )
+            except Exception as exc:  # models whose ops lack batching rules
+                if mode == "vmap":
+                    raise RuntimeError(f"vmap evaluation failed: {exc}") from exc
+                ev.chosen["vmap"] = f"unavailable ({type(exc).__name__})"
+            finally:
+                if was:
+                    self._set_injected(True)
+        if mode == "auto":
+            self._mode = min(candidates, key=lambda m: candidates[m])
+        else:
+            self._mode = mode
+        if self._mode == "vmap":
+            self._set_injected(False)
+        ev.chosen["mode"] = self._mode
+        ev.chosen["vmap_chunk"] = self._vmap_chunk
+        ev.chosen["seconds_per_point"] = dict(candidates)
+        ev.points_per_second = 1.0 / candidates[self._mode]

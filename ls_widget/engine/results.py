@@ -1,0 +1,197 @@
+"""Curve and Surface: immutable records of computed landscapes, with plotting and npz files.
+
+Plotters and exporters take these records and never recompute. Arrays are read-only numpy
+arrays; provenance of the directions travels with the values into saved files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+FORMAT_VERSION = 1
+
+
+def _frozen(a: Any, dtype: Any = np.float64) -> np.ndarray:
+    arr = np.array(a, dtype=dtype, copy=True)
+    arr.setflags(write=False)
+    return arr
+
+
+def _frozen_values(values: Mapping[str, Any]) -> Mapping[str, np.ndarray]:
+    return {k: _frozen(v) for k, v in values.items()}
+
+
+def axis_label(prov: Mapping[str, Any], fallback: str) -> str:
+    label = prov.get("label") if prov else None
+    return str(label) if label else fallback
+
+
+@dataclass(frozen=True)
+class _Record:
+    values: Mapping[str, np.ndarray]
+    directions: tuple[dict[str, Any], ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, metric: str) -> np.ndarray:
+        try:
+            return self.values[metric]
+        except KeyError:
+            raise KeyError(
+                f"no metric {metric!r}; this record has {sorted(self.values)}"
+            ) from None
+
+    def __contains__(self, metric: object) -> bool:
+        return metric in self.values
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.values)
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return tuple(self.values)
+
+    def _header(self, kind: str) -> str:
+        return json.dumps(
+            {
+                "format": "ls-widget",
+                "version": FORMAT_VERSION,
+                "kind": kind,
+                "directions": list(self.directions),
+                "meta": self.meta,
+                "metrics": list(self.values),
+            },
+            default=_json_default,
+        )
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+@dataclass(frozen=True)
+class Curve(_Record):
+    """A 1D landscape f(α) = L(θ + α·d): coordinates `x` and one array per metric.
+
+    Attributes:
+        x: the α values, shape (n,).
+        values: metric name → array of shape (n,), NaN/inf where the loss is non-finite.
+        directions: provenance of the direction (one dict).
+        meta: model, data and evaluation details (e.g. the centre loss, dtype, device).
+    """
+
+    x: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "x", _frozen(self.x))
+        object.__setattr__(self, "values", _frozen_values(self.values))
+        for k, v in self.values.items():
+            if v.shape != self.x.shape:
+                raise ValueError(f"metric {k!r} has shape {v.shape}, expected {self.x.shape}")
+
+    def plot(self, ax: Any = None, *, metrics: tuple[str, ...] | None = None) -> Any:
+        """Loss on the left axis, the other metrics (e.g. accuracy) dashed on a twin axis."""
+        from ..export.figures import plot_curve
+
+        return plot_curve(self, ax=ax, metrics=metrics)
+
+    def save(self, path: str | os.PathLike[str]) -> str:
+        """Write an .npz with the arrays and a JSON header of the provenance."""
+        arrays = {f"value_{k}": v for k, v in self.values.items()}
+        return _save(path, self._header("curve"), x=self.x, **arrays)
+
+
+@dataclass(frozen=True)
+class Surface(_Record):
+    """A 2D landscape f(α, β) = L(θ + α·d₁ + β·d₂) on a grid.
+
+    Attributes:
+        x: the α values (columns), shape (nx,).
+        y: the β values (rows), shape (ny,).
+        values: metric name → array of shape (ny, nx); ``Z[i, j]`` is at ``(x[j], y[i])``.
+        evaluated: bool mask (ny, nx), True where the model was evaluated (False where
+            adaptive refinement filled the value by interpolation).
+        directions: provenance of d₁ and d₂.
+        meta: model, data and evaluation details.
+    """
+
+    x: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    y: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    evaluated: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "x", _frozen(self.x))
+        object.__setattr__(self, "y", _frozen(self.y))
+        object.__setattr__(self, "values", _frozen_values(self.values))
+        shape = (len(self.y), len(self.x))
+        for k, v in self.values.items():
+            if v.shape != shape:
+                raise ValueError(f"metric {k!r} has shape {v.shape}, expected {shape}")
+        ev = np.ones(shape, bool) if self.evaluated is None else self.evaluated
+        object.__setattr__(self, "evaluated", _frozen(ev, bool))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self.y), len(self.x))
+
+    def plot(
+        self,
+        metric: str = "loss",
+        *,
+        ax: Any = None,
+        log: bool = False,
+        levels: int | np.ndarray = 20,
+        filled: bool = True,
+        cmap: str = "viridis",
+    ) -> Any:
+        """Contour plot with labelled isolines and a colorbar; the model marked at (0, 0)."""
+        from ..export.figures import plot_surface
+
+        return plot_surface(
+            self, metric, ax=ax, log=log, levels=levels, filled=filled, cmap=cmap
+        )
+
+    def save(self, path: str | os.PathLike[str]) -> str:
+        """Write an .npz with the arrays and a JSON header of the provenance."""
+        arrays = {f"value_{k}": v for k, v in self.values.items()}
+        return _save(
+            path, self._header("surface"), x=self.x, y=self.y, evaluated=self.evaluated,
+            **arrays,
+        )
+
+
+def _save(path: str | os.PathLike[str], header: str, **arrays: np.ndarray) -> str:
+    path = os.fspath(path)
+    if not path.endswith(".npz"):
+        path += ".npz"
+    np.savez_compressed(path, header=np.array(header), **arrays)
+    return path
+
+
+def load(path: str | os.PathLike[str]) -> Curve | Surface:
+    """Read a Curve or Surface written by `.save()`."""
+    with np.load(os.fspath(path), allow_pickle=False) as f:
+        try:
+            header = json.loads(str(f["header"]))
+        except KeyError:
+            raise ValueError(f"{path} is not an ls-widget file (no header)") from None
+        if header.get("format") != "ls-widget":
+            raise ValueError(f"{path} is not an ls-widget file")
+        values = {k: f[f"value_{k}"] for k in header["metrics"]}
+        common = {
+            "values": values,
+            "directions": tuple(header["directions"]),
+            "meta": header["meta"],
+        }
+        if header["kind"] == "curve":
+            return Curve(x=f["x"], **common)
+        return Surface(x=f["x"], y=f["y"], evaluated=f["evaluated"], **common)

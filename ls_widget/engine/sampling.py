@@ -1,0 +1,183 @@
+"""Grids, the coarse-to-fine order of their points, and the tiles a stream yields.
+
+Level 0 is a coarse subgrid that contains the centre (the model) and the edges; each finer
+level halves the stride, reuses every point of the coarser levels and adds the missing ones.
+Within a level, points nearest the centre come first, so the picture sharpens around the
+model first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+Span = tuple[float, float]
+
+
+def parse_span(span: float | Sequence[float], what: str = "span") -> Span:
+    """`s` → (−s, s); `(lo, hi)` → itself. Raises unless lo < hi, both finite."""
+    if isinstance(span, (int, float, np.floating, np.integer)) and not isinstance(span, bool):
+        lo, hi = -float(span), float(span)
+    else:
+        try:
+            lo, hi = (float(v) for v in span)  # type: ignore[union-attr]
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"{what} must be a number s (meaning (-s, s)) or a pair (min, max), got {span!r}"
+            ) from None
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"{what} must be finite, got ({lo}, {hi})")
+    if lo >= hi:
+        raise ValueError(
+            f"{what} has min {lo} ≥ max {hi}; give (min, max) with min < max, e.g. (-1, 1)"
+        )
+    return lo, hi
+
+
+def parse_plane_span(span: float | Sequence) -> tuple[Span, Span]:
+    """A plane's span: a number, one (lo, hi) for both axes, or ((xlo, xhi), (ylo, yhi))."""
+    if (
+        isinstance(span, Sequence)
+        and len(span) == 2
+        and all(isinstance(s, Sequence) for s in span)
+    ):
+        return parse_span(span[0], "x span"), parse_span(span[1], "y span")
+    s = parse_span(span)
+    return s, s
+
+
+def parse_n(n: int | Sequence[int], axes: int) -> tuple[int, ...]:
+    ns = (n,) * axes if isinstance(n, (int, np.integer)) else tuple(n)
+    if len(ns) != axes or not all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in ns
+    ):
+        raise TypeError(f"n must be an int or {axes} ints, got {n!r}")
+    if any(v < 2 for v in ns):
+        raise ValueError(f"n={n!r}: a grid needs at least 2 points per axis (n ≥ 2)")
+    return tuple(int(v) for v in ns)
+
+
+def axis(span: Span, n: int) -> np.ndarray:
+    """`n` points from lo to hi, built from the centre so an odd symmetric grid hits 0 exactly."""
+    lo, hi = span
+    centre, half = (lo + hi) / 2.0, (hi - lo) / 2.0
+    k = np.arange(n, dtype=np.float64)
+    x = centre + half * ((2.0 * k - (n - 1)) / (n - 1))
+    x[0], x[-1] = lo, hi
+    if n % 2 == 1:
+        x[n // 2] = centre
+    return x
+
+
+def level_strides(n: int, coarse: int = 5) -> list[int]:
+    """Strides from coarse to 1: the coarsest leaves at least `coarse` points per axis."""
+    s = 1
+    while (n - 1) // (2 * s) >= coarse - 1:
+        s *= 2
+    out = []
+    while s >= 1:
+        out.append(s)
+        s //= 2
+    return out
+
+
+def level_indices(n: int, stride: int) -> np.ndarray:
+    """Indices of one axis at a stride: centre ± k·stride, plus both ends (nested in stride)."""
+    c = n // 2
+    idx = set(range(c, -1, -stride)) | set(range(c, n, stride)) | {0, n - 1}
+    return np.array(sorted(idx), dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A batch of grid points and their values.
+
+    Attributes:
+        level: refinement level (0 is the coarsest).
+        rows: row index of each point (the y axis; all zeros for a line).
+        cols: column index of each point (the x axis).
+        values: metric name → values at the points (float64; NaN/inf where non-finite).
+        exact: False for points filled by interpolation (adaptive refinement), not evaluated.
+        done: fraction of the grid's points known after this tile.
+    """
+
+    level: int
+    rows: np.ndarray
+    cols: np.ndarray
+    values: dict[str, np.ndarray]
+    exact: bool = True
+    done: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.cols)
+
+
+def progressive_order(shape: tuple[int, int]) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """(level, rows, cols) of the points each level adds, nearest the centre first."""
+    ny, nx = shape
+    strides_x, strides_y = level_strides(nx), level_strides(ny)
+    levels = max(len(strides_x), len(strides_y))
+    # Pad the shorter list at its coarse end so both axes reach stride 1 on the last level.
+    sx = [strides_x[0]] * (levels - len(strides_x)) + strides_x
+    sy = [strides_y[0]] * (levels - len(strides_y)) + strides_y
+    seen = np.zeros((ny, nx), dtype=bool)
+    out = []
+    cy, cx = ny // 2, nx // 2
+    for level, (a, b) in enumerate(zip(sy, sx, strict=True)):
+        mask = np.zeros_like(seen)
+        mask[np.ix_(level_indices(ny, a), level_indices(nx, b))] = True
+        mask &= ~seen
+        rows, cols = np.nonzero(mask)
+        d = ((rows - cy) / max(ny, 1)) ** 2 + ((cols - cx) / max(nx, 1)) ** 2
+        order = np.argsort(d, kind="stable")
+        out.append((level, rows[order], cols[order]))
+        seen |= mask
+    return out
+
+
+def chunks(
+    rows: np.ndarray, cols: np.ndarray, size: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    for i in range(0, len(rows), max(1, size)):
+        yield rows[i : i + size], cols[i : i + size]
+
+
+def level_grid(shape: tuple[int, int], level: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column indices of the rectilinear subgrid known after `level`."""
+    ny, nx = shape
+    sx, sy = level_strides(nx), level_strides(ny)
+    levels = max(len(sx), len(sy))
+    sx = [sx[0]] * (levels - len(sx)) + sx
+    sy = [sy[0]] * (levels - len(sy)) + sy
+    return level_indices(ny, sy[level]), level_indices(nx, sx[level])
+
+
+def interpolate(
+    coords: tuple[np.ndarray, np.ndarray],
+    grid_values: np.ndarray,
+    points: tuple[np.ndarray, np.ndarray],
+) -> np.ndarray:
+    """Values at `points` (y, x) from a rectilinear grid: cubic where possible, else linear.
+
+    Cubic splines would smear one non-finite value over the whole grid, so a grid holding NaN
+    or inf is interpolated linearly (non-finite values then stay local).
+    """
+    from scipy.interpolate import RegularGridInterpolator
+
+    gy, gx = coords
+    finite = bool(np.isfinite(grid_values).all())
+    if len(gy) == 1 or len(gx) == 1:  # a line: interpolate along the one real axis
+        g = gx if len(gy) == 1 else gy
+        p = points[1] if len(gy) == 1 else points[0]
+        v = grid_values.reshape(-1)
+        if finite and len(g) >= 4:
+            from scipy.interpolate import CubicSpline
+
+            return CubicSpline(g, v)(p)
+        return np.interp(p, g, v)
+    method = "cubic" if finite and min(len(gy), len(gx)) >= 4 else "linear"
+    rgi = RegularGridInterpolator((gy, gx), grid_values, method=method)
+    return rgi(np.stack(points, axis=-1))

@@ -1,0 +1,99 @@
+"""Matplotlib figures of Curve and Surface records (PNG, SVG, PDF via `fig.savefig`)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ..engine.results import Curve, Surface
+
+
+def _axes(ax: Any, figsize: tuple[float, float]) -> tuple[Any, Any]:
+    import matplotlib.pyplot as plt
+
+    if ax is not None:
+        return ax.figure, ax
+    fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+    return fig, ax
+
+
+def _label(surface_or_curve: Curve | Surface, i: int, fallback: str) -> str:
+    dirs = surface_or_curve.directions
+    if i < len(dirs) and dirs[i].get("label"):
+        return str(dirs[i]["label"])
+    return fallback
+
+
+def contour_levels(z: np.ndarray, levels: int | np.ndarray, log: bool) -> np.ndarray:
+    """Isoline levels over the finite values: evenly spaced, or geometric for log scale."""
+    if not isinstance(levels, (int, np.integer)):
+        return np.asarray(levels, dtype=float)
+    finite = z[np.isfinite(z)]
+    if log:
+        finite = finite[finite > 0]
+    if finite.size == 0:
+        return np.array([0.0, 1.0])
+    lo, hi = float(finite.min()), float(finite.max())
+    if hi <= lo:
+        hi = lo + (abs(lo) or 1.0) * 1e-6
+    if log:
+        return np.geomspace(lo, hi, int(levels))
+    return np.linspace(lo, hi, int(levels))
+
+
+def plot_surface(
+    surface: Surface,
+    metric: str = "loss",
+    *,
+    ax: Any = None,
+    log: bool = False,
+    levels: int | np.ndarray = 20,
+    filled: bool = True,
+    cmap: str = "viridis",
+) -> Any:
+    """Filled contour + labelled isolines, colorbar, the model marked at the origin."""
+    from matplotlib import colors
+
+    z = np.asarray(surface[metric], dtype=float)
+    zm = np.ma.masked_invalid(np.where(z > 0, z, np.nan) if log else z)
+    fig, ax = _axes(ax, (5.6, 4.6))
+    lv = contour_levels(z, levels, log)
+    norm = colors.LogNorm(vmin=lv[0], vmax=lv[-1]) if log else None
+    X, Y = np.meshgrid(surface.x, surface.y)
+    if filled:
+        cf = ax.contourf(X, Y, zm, levels=lv, cmap=cmap, norm=norm, extend="neither")
+        fig.colorbar(cf, ax=ax, label=metric + (" (log scale)" if log else ""))
+    cs = ax.contour(X, Y, zm, levels=lv[:: max(1, len(lv) // 10)], colors="k",
+                    linewidths=0.6, norm=norm)
+    ax.clabel(cs, inline=True, fontsize=7, fmt="%.3g")
+    bad = ~np.isfinite(z)
+    if bad.any():
+        ax.contourf(X, Y, bad.astype(float), levels=[0.5, 1.5], colors=["#d62728"], alpha=0.35)
+    if surface.x[0] <= 0 <= surface.x[-1] and surface.y[0] <= 0 <= surface.y[-1]:
+        ax.plot([0], [0], marker="*", color="white", markeredgecolor="black", markersize=12,
+                label="model")
+    ax.set_xlabel(_label(surface, 0, "α"))
+    ax.set_ylabel(_label(surface, 1, "β"))
+    ax.set_aspect("auto")
+    ax.set_title(f"{metric} surface")
+    return fig
+
+
+def plot_curve(curve: Curve, *, ax: Any = None, metrics: tuple[str, ...] | None = None) -> Any:
+    """Loss on the left axis, other metrics (accuracy, ...) dashed on a twin right axis."""
+    fig, ax = _axes(ax, (5.6, 3.8))
+    names = metrics or curve.metrics
+    first, *rest = names
+    ax.plot(curve.x, curve[first], color="C0", lw=1.8, label=first)
+    ax.set_xlabel(_label(curve, 0, "α"))
+    ax.set_ylabel(first, color="C0")
+    ax.axvline(0.0, color="0.6", lw=0.8, ls=":")
+    if rest:
+        twin = ax.twinx()
+        for i, m in enumerate(rest, start=1):
+            twin.plot(curve.x, curve[m], color=f"C{i}", lw=1.4, ls="--", label=m)
+        twin.set_ylabel(", ".join(rest), color="C1")
+    ax.set_title(f"{first} along {_label(curve, 0, 'the direction')}")
+    return fig
