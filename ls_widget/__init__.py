@@ -12,14 +12,29 @@ from .engine.sampling import Tile
 
 __version__ = "0.1.0"
 
+_WIDGET_NAMES = {"explore": "app", "Explorer": "app", "LandscapeWidget": "widget"}
+
+
+def __getattr__(name: str) -> object:
+    """The widget layer loads on first use, so the engine runs without Jupyter packages."""
+    if name in _WIDGET_NAMES:
+        import importlib
+
+        module = importlib.import_module(f".{_WIDGET_NAMES[name]}", __name__)
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = [
     "Curve",
     "Direction",
+    "Explorer",
     "Landscape",
+    "LandscapeWidget",
     "Surface",
     "Tile",
     "__version__",
     "directions",
+    "explore",
     "load",
     "metrics",
 ]

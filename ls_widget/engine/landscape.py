@@ -227,7 +227,8 @@ class Landscape:
                 need = (est * _ADAPTIVE_DECAY > tol * vrange) | ~np.isfinite(pred[0])
                 err[rows[~need], cols[~need]] = est[~need] * _ADAPTIVE_DECAY
             yield from run(level, rows[need], cols[need])
-            miss = np.abs(values[0][rows[need], cols[need]] - pred[0][need])
+            with np.errstate(invalid="ignore"):  # inf − inf where both are divergent
+                miss = np.abs(values[0][rows[need], cols[need]] - pred[0][need])
             err[rows[need], cols[need]] = np.where(np.isfinite(miss), miss, np.inf)
             skip = ~need
             if skip.any():

@@ -10,6 +10,7 @@ import json
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ def _frozen(a: Any, dtype: Any = np.float64) -> np.ndarray:
 
 
 def _frozen_values(values: Mapping[str, Any]) -> Mapping[str, np.ndarray]:
-    return {k: _frozen(v) for k, v in values.items()}
+    return MappingProxyType({k: _frozen(v) for k, v in values.items()})
 
 
 def axis_label(prov: Mapping[str, Any], fallback: str) -> str:
@@ -98,11 +99,13 @@ class Curve(_Record):
             if v.shape != self.x.shape:
                 raise ValueError(f"metric {k!r} has shape {v.shape}, expected {self.x.shape}")
 
-    def plot(self, ax: Any = None, *, metrics: tuple[str, ...] | None = None) -> Any:
+    def plot(
+        self, ax: Any = None, *, metrics: tuple[str, ...] | None = None, log: bool = False
+    ) -> Any:
         """Loss on the left axis, the other metrics (e.g. accuracy) dashed on a twin axis."""
         from ..export.figures import plot_curve
 
-        return plot_curve(self, ax=ax, metrics=metrics)
+        return plot_curve(self, ax=ax, metrics=metrics, log=log)
 
     def save(self, path: str | os.PathLike[str]) -> str:
         """Write an .npz with the arrays and a JSON header of the provenance."""

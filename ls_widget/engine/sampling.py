@@ -50,7 +50,10 @@ def parse_plane_span(span: float | Sequence) -> tuple[Span, Span]:
 
 
 def parse_n(n: int | Sequence[int], axes: int) -> tuple[int, ...]:
-    ns = (n,) * axes if isinstance(n, (int, np.integer)) else tuple(n)
+    try:
+        ns = (n,) * axes if isinstance(n, (int, np.integer)) else tuple(n)
+    except TypeError:
+        raise TypeError(f"n must be an int or {axes} ints, got {n!r}") from None
     if len(ns) != axes or not all(
         isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in ns
     ):

@@ -27,7 +27,9 @@ def _label(surface_or_curve: Curve | Surface, i: int, fallback: str) -> str:
 
 
 def contour_levels(z: np.ndarray, levels: int | np.ndarray, log: bool) -> np.ndarray:
-    """Isoline levels over the finite values: evenly spaced, or geometric for log scale."""
+    """Round isoline levels spanning the finite values: 1-2-5 steps, or 1-2-5 per decade."""
+    from matplotlib import ticker
+
     if not isinstance(levels, (int, np.integer)):
         return np.asarray(levels, dtype=float)
     finite = z[np.isfinite(z)]
@@ -39,8 +41,15 @@ def contour_levels(z: np.ndarray, levels: int | np.ndarray, log: bool) -> np.nda
     if hi <= lo:
         hi = lo + (abs(lo) or 1.0) * 1e-6
     if log:
-        return np.geomspace(lo, hi, int(levels))
-    return np.linspace(lo, hi, int(levels))
+        subs = (1.0, 2.0, 5.0) if np.log10(hi / lo) <= int(levels) / 2 else (1.0,)
+        ticks = ticker.LogLocator(subs=subs).tick_values(lo, hi)
+    else:
+        ticks = ticker.MaxNLocator(int(levels)).tick_values(lo, hi)
+    inside = ticks[(ticks >= lo) & (ticks <= hi)]
+    # Bracket the data so every finite value gets a colour.
+    below = ticks[ticks < lo][-1:] if (ticks < lo).any() else np.array([lo])
+    above = ticks[ticks > hi][:1] if (ticks > hi).any() else np.array([hi])
+    return np.unique(np.concatenate([below, inside, above]))
 
 
 def plot_surface(
@@ -57,6 +66,10 @@ def plot_surface(
     from matplotlib import colors
 
     z = np.asarray(surface[metric], dtype=float)
+    if log and not (np.isfinite(z) & (z > 0)).any():
+        raise ValueError(
+            f"no positive {metric} values to draw on a log scale; plot with log=False"
+        )
     zm = np.ma.masked_invalid(np.where(z > 0, z, np.nan) if log else z)
     fig, ax = _axes(ax, (5.6, 4.6))
     lv = contour_levels(z, levels, log)
@@ -64,36 +77,55 @@ def plot_surface(
     X, Y = np.meshgrid(surface.x, surface.y)
     if filled:
         cf = ax.contourf(X, Y, zm, levels=lv, cmap=cmap, norm=norm, extend="neither")
-        fig.colorbar(cf, ax=ax, label=metric + (" (log scale)" if log else ""))
-    cs = ax.contour(X, Y, zm, levels=lv[:: max(1, len(lv) // 10)], colors="k",
-                    linewidths=0.6, norm=norm)
-    ax.clabel(cs, inline=True, fontsize=7, fmt="%.3g")
+        cbar = fig.colorbar(cf, ax=ax, label=metric + (" (log scale)" if log else ""),
+                            format="%.3g")
+        cbar.minorticks_off()
+        cbar.set_ticks(lv[:: max(1, len(lv) // 8)])
+    cs = ax.contour(X, Y, zm, levels=lv, colors="k", linewidths=0.5, alpha=0.8, norm=norm)
+    ax.clabel(cs, cs.levels[:: max(1, len(cs.levels) // 6)], inline=True, fontsize=7,
+              fmt="%.3g")
     bad = ~np.isfinite(z)
     if bad.any():
-        ax.contourf(X, Y, bad.astype(float), levels=[0.5, 1.5], colors=["#d62728"], alpha=0.35)
+        ax.contourf(X, Y, bad.astype(float), levels=[0.5, 1.5], colors=["#d0d0d0"])
+    title = f"{metric} surface"
     if surface.x[0] <= 0 <= surface.x[-1] and surface.y[0] <= 0 <= surface.y[-1]:
-        ax.plot([0], [0], marker="*", color="white", markeredgecolor="black", markersize=12,
-                label="model")
+        ax.plot([0], [0], marker="*", color="white", markeredgecolor="black", markersize=12)
+        i, j = int(np.argmin(np.abs(surface.y))), int(np.argmin(np.abs(surface.x)))
+        if surface.x[j] == 0 and surface.y[i] == 0 and np.isfinite(z[i, j]):
+            title += f" (★ model: {z[i, j]:.3g})"
     ax.set_xlabel(_label(surface, 0, "α"))
     ax.set_ylabel(_label(surface, 1, "β"))
-    ax.set_aspect("auto")
-    ax.set_title(f"{metric} surface")
+    ax.set_box_aspect(1)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(5))
+    ax.yaxis.set_major_locator(MaxNLocator(5))
+    ax.set_title(title)
     return fig
 
 
-def plot_curve(curve: Curve, *, ax: Any = None, metrics: tuple[str, ...] | None = None) -> Any:
+def plot_curve(
+    curve: Curve, *, ax: Any = None, metrics: tuple[str, ...] | None = None, log: bool = False
+) -> Any:
     """Loss on the left axis, other metrics (accuracy, ...) dashed on a twin right axis."""
     fig, ax = _axes(ax, (5.6, 3.8))
     names = metrics or curve.metrics
     first, *rest = names
     ax.plot(curve.x, curve[first], color="C0", lw=1.8, label=first)
+    if log:
+        ax.set_yscale("log")
     ax.set_xlabel(_label(curve, 0, "α"))
     ax.set_ylabel(first, color="C0")
+    ax.tick_params(axis="y", colors="C0")
     ax.axvline(0.0, color="0.6", lw=0.8, ls=":")
     if rest:
         twin = ax.twinx()
         for i, m in enumerate(rest, start=1):
             twin.plot(curve.x, curve[m], color=f"C{i}", lw=1.4, ls="--", label=m)
-        twin.set_ylabel(", ".join(rest), color="C1")
+        colour = "C1" if len(rest) == 1 else "0.2"
+        twin.set_ylabel(", ".join(rest), color=colour)
+        twin.tick_params(axis="y", colors=colour)
+        if len(rest) > 1:
+            twin.legend(loc="upper right", fontsize=8)
     ax.set_title(f"{first} along {_label(curve, 0, 'the direction')}")
     return fig
