@@ -1,0 +1,29 @@
+// Bundles src/index.ts (and the CSS it imports) into ../ls_widget/static/widget.{js,css}.
+//   node build.mjs            one production build (minified, with a linked source map)
+//   node build.mjs --watch    rebuild on change (development)
+import * as esbuild from "esbuild";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const watch = process.argv.includes("--watch");
+
+/** @type {import("esbuild").BuildOptions} */
+const options = {
+  entryPoints: { widget: path.join(here, "src", "index.ts") },
+  outdir: path.join(here, "..", "ls_widget", "static"),
+  bundle: true,
+  format: "esm",
+  target: ["es2020"],
+  minify: !watch,
+  sourcemap: watch ? "inline" : false,
+  legalComments: "none",
+  logLevel: "info",
+};
+
+if (watch) {
+  const ctx = await esbuild.context(options);
+  await ctx.watch();
+} else {
+  await esbuild.build(options);
+}
