@@ -19,7 +19,8 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -269,6 +270,20 @@ class Evaluator:
         if counts[name] != 1 or _layer_fn(mod) is None:
             return None
         return name, mod
+
+    @contextmanager
+    def plain(self) -> Iterator[nn.Module]:
+        """The private copy with its real first layer, for `functional_call` (holds the lock).
+
+        Whatever calls it passes every parameter and buffer explicitly; afterwards the next
+        evaluation re-attaches its binding.
+        """
+        with self.lock:
+            if self._first is not None and self._first[0]:
+                parent, leaf = _module_and_leaf(self._copy, self._first[0])
+                setattr(parent, leaf, self._first[1])
+            self._active = None
+            yield self._copy
 
     # ----------------------------------------------------------------- evaluation
     @staticmethod

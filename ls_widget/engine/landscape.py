@@ -11,6 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .curvature import (
+    CURVATURE_METRICS,
+    Hessian,
+    ParamSelection,
+    curvature_values,
+    select_params,
+)
 from .data import as_batches
 from .directions import Direction
 from .evaluate import DEFAULT_MEMORY_BUDGET, BoundEvaluator, Evaluator, LossFn
@@ -76,6 +83,7 @@ class Landscape:
             memory_budget=memory_budget, strategy=strategy,
         )
         self.loss_name = _name(loss)
+        self._hessian: Hessian | None = None
         self._bound: OrderedDict[tuple[int, ...], tuple[list[Direction], BoundEvaluator]] = (
             OrderedDict()
         )
@@ -167,12 +175,6 @@ class Landscape:
         (sx, sy), (nx, ny) = parse_plane_span(span), parse_n(n, 2)
         return axis(sx, nx), axis(sy, ny), [d1, d2]
 
-    def _coeffs(self, xs: np.ndarray, ys: np.ndarray, k: int, rows: np.ndarray,
-                cols: np.ndarray) -> np.ndarray:
-        if k == 1:
-            return xs[cols][:, None]
-        return np.stack([xs[cols], ys[rows]], axis=1)
-
     def _stream(
         self,
         xs: np.ndarray,
@@ -183,60 +185,65 @@ class Landscape:
         tol: float,
         tile_size: int | None,
     ) -> Iterator[Tile]:
-        if not (isinstance(tol, (int, float)) and tol > 0):
-            raise ValueError(f"tol must be a positive fraction of the value range, got {tol!r}")
         bound = self._bind(dirs)
-        names = self.metric_names
-        shape = (len(ys), len(xs))
-        total = shape[0] * shape[1]
-        known = 0
-        values = np.full((len(names), *shape), np.nan)
-        err = np.zeros(shape)
-        evaluated = np.zeros(shape, dtype=bool)
+        return progressive(
+            xs, ys, len(dirs), bound.evaluate, self.metric_names,
+            adaptive=adaptive, tol=tol, tile_size=lambda: self._tile_size(tile_size),
+        )
 
-        def run(level: int, rows: np.ndarray, cols: np.ndarray) -> Iterator[Tile]:
-            nonlocal known
-            for r, c in chunks(rows, cols, self._tile_size(tile_size)):
-                vals = bound.evaluate(self._coeffs(xs, ys, len(dirs), r, c))
-                values[:, r, c] = vals.T
-                evaluated[r, c] = True
-                known += len(r)
-                yield Tile(level, r, c, {m: vals[:, i] for i, m in enumerate(names)},
-                           True, known / total)
+    # ----------------------------------------------------------------- curvature
+    @property
+    def hessian(self) -> Hessian:
+        """Eigenpairs, trace and spectral density of H over the trainable parameters."""
+        if self._hessian is None:
+            self._hessian = Hessian(self)
+        return self._hessian
 
-        for level, rows, cols in progressive_order(shape):
-            if not adaptive or level == 0:
-                yield from run(level, rows, cols)
-                continue
-            gy, gx = level_grid(shape, level - 1)
-            pts = (ys[rows], xs[cols])
-            pred = np.stack([
-                interpolate((ys[gy], xs[gx]), values[i][np.ix_(gy, gx)], pts)
-                for i in range(len(names))
-            ])
-            if level == 1:
-                need = np.ones(len(rows), dtype=bool)
-            else:
-                from scipy.ndimage import maximum_filter
+    def hessian_over(self, params: ParamSelection) -> Hessian:
+        """H restricted to some parameters: ``"biasbn"`` (no biases/BN, as Li et al.), a list
+        of names, or a Direction (the tensors it moves)."""
+        return Hessian(self, params)
 
-                stride = _stride_of(shape, level - 1)
-                est = maximum_filter(err, size=2 * stride + 1, mode="nearest")[rows, cols]
-                finite = values[0][evaluated]
-                finite = finite[np.isfinite(finite)]
-                vrange = float(np.ptp(finite)) if finite.size else 0.0
-                need = (est * _ADAPTIVE_DECAY > tol * vrange) | ~np.isfinite(pred[0])
-                err[rows[~need], cols[~need]] = est[~need] * _ADAPTIVE_DECAY
-            yield from run(level, rows[need], cols[need])
-            with np.errstate(invalid="ignore"):  # inf − inf where both are divergent
-                miss = np.abs(values[0][rows[need], cols[need]] - pred[0][need])
-            err[rows[need], cols[need]] = np.where(np.isfinite(miss), miss, np.inf)
-            skip = ~need
-            if skip.any():
-                r, c = rows[skip], cols[skip]
-                values[:, r, c] = pred[:, skip]
-                known += int(skip.sum())
-                yield Tile(level, r, c, {m: pred[i, skip] for i, m in enumerate(names)},
-                           False, known / total)
+    def curvature_stream(
+        self,
+        d1: Direction,
+        d2: Direction,
+        *,
+        span: float | Sequence = 1.0,
+        n: int | Sequence[int] = 11,
+        params: ParamSelection = None,
+        tol: float = 1e-6,
+    ) -> Iterator[Tile]:
+        """Tiles of λmax, λmin, |λmin/λmax| and λmin/λmax over a plane, coarse first."""
+        xs, ys, dirs = self._grid(d1, d2, span, n)
+        names = select_params(self, params)
+        return progressive(
+            xs, ys, 2, lambda c: curvature_values(self, names, dirs, c, tol),
+            CURVATURE_METRICS, adaptive=False, tol=0.01, tile_size=lambda: 1,
+        )
+
+    def curvature_map(
+        self,
+        d1: Direction,
+        d2: Direction,
+        *,
+        span: float | Sequence = 1.0,
+        n: int | Sequence[int] = 11,
+        params: ParamSelection = None,
+        tol: float = 1e-6,
+    ) -> Surface:
+        """|λmin/λmax| of H at each point of a plane (Li et al. 2018, Fig. 7), as a Surface
+        with "ratio", "signed_ratio", "lambda_max" and "lambda_min". Near 0: locally convex;
+        large: strong negative curvature."""
+        xs, ys, _ = self._grid(d1, d2, span, n)
+        vals = {m: np.full((len(ys), len(xs)), np.nan) for m in CURVATURE_METRICS}
+        for tile in self.curvature_stream(d1, d2, span=span, n=n, params=params, tol=tol):
+            for m in vals:
+                vals[m][tile.rows, tile.cols] = tile.values[m]
+        return Surface(
+            x=xs, y=ys, values=vals, directions=(d1.provenance, d2.provenance),
+            meta=self._meta(kind="curvature", tol=tol),
+        )
 
     # ----------------------------------------------------------------- records
     def line(
@@ -298,6 +305,85 @@ class Landscape:
                 vals[m][tile.rows, tile.cols] = tile.values[m]
             evaluated[tile.rows, tile.cols] = tile.exact
         return vals, evaluated
+
+
+def progressive(
+    xs: np.ndarray,
+    ys: np.ndarray,
+    k: int,
+    evaluate: Callable[[np.ndarray], np.ndarray],
+    names: Sequence[str],
+    *,
+    adaptive: bool,
+    tol: float,
+    tile_size: Callable[[], int],
+) -> Iterator[Tile]:
+    """Coarse-to-fine tiles of a grid; `evaluate(coeffs (P, k))` → values (P, len(names)).
+
+    With `adaptive`, finer levels evaluate only where interpolation from the coarser level is
+    expected to miss by more than `tol` × the value range; the rest arrive interpolated in
+    tiles with ``exact=False``.
+    """
+    if not (isinstance(tol, (int, float)) and tol > 0):
+        raise ValueError(f"tol must be a positive fraction of the value range, got {tol!r}")
+    shape = (len(ys), len(xs))
+    total = shape[0] * shape[1]
+    known = 0
+    values = np.full((len(names), *shape), np.nan)
+    err = np.zeros(shape)
+    evaluated = np.zeros(shape, dtype=bool)
+
+    def run(level: int, rows: np.ndarray, cols: np.ndarray) -> Iterator[Tile]:
+        nonlocal known
+        for r, c in chunks(rows, cols, tile_size()):
+            vals = evaluate(_coeffs(xs, ys, k, r, c))
+            values[:, r, c] = vals.T
+            evaluated[r, c] = True
+            known += len(r)
+            yield Tile(level, r, c, {m: vals[:, i] for i, m in enumerate(names)},
+                       True, known / total)
+
+    for level, rows, cols in progressive_order(shape):
+        if not adaptive or level == 0:
+            yield from run(level, rows, cols)
+            continue
+        gy, gx = level_grid(shape, level - 1)
+        pts = (ys[rows], xs[cols])
+        pred = np.stack([
+            interpolate((ys[gy], xs[gx]), values[i][np.ix_(gy, gx)], pts)
+            for i in range(len(names))
+        ])
+        if level == 1:
+            need = np.ones(len(rows), dtype=bool)
+        else:
+            from scipy.ndimage import maximum_filter
+
+            stride = _stride_of(shape, level - 1)
+            est = maximum_filter(err, size=2 * stride + 1, mode="nearest")[rows, cols]
+            finite = values[0][evaluated]
+            finite = finite[np.isfinite(finite)]
+            vrange = float(np.ptp(finite)) if finite.size else 0.0
+            need = (est * _ADAPTIVE_DECAY > tol * vrange) | ~np.isfinite(pred[0])
+            err[rows[~need], cols[~need]] = est[~need] * _ADAPTIVE_DECAY
+        yield from run(level, rows[need], cols[need])
+        with np.errstate(invalid="ignore"):  # inf − inf where both are divergent
+            miss = np.abs(values[0][rows[need], cols[need]] - pred[0][need])
+        err[rows[need], cols[need]] = np.where(np.isfinite(miss), miss, np.inf)
+        skip = ~need
+        if skip.any():
+            r, c = rows[skip], cols[skip]
+            values[:, r, c] = pred[:, skip]
+            known += int(skip.sum())
+            yield Tile(level, r, c, {m: pred[i, skip] for i, m in enumerate(names)},
+                       False, known / total)
+
+
+def _coeffs(
+    xs: np.ndarray, ys: np.ndarray, k: int, rows: np.ndarray, cols: np.ndarray
+) -> np.ndarray:
+    if k == 1:
+        return xs[cols][:, None]
+    return np.stack([xs[cols], ys[rows]], axis=1)
 
 
 def _stride_of(shape: tuple[int, int], level: int) -> int:
