@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import json
-from collections.abc import Callable, Mapping
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +19,11 @@ import traitlets
 from torch import nn
 
 from .engine import metrics as _metrics
-from .engine.directions import Direction, mix, random, towards
+from .engine.curvature import Density, Eigen
+from .engine.directions import Direction, combine, mix, random, towards
 from .engine.landscape import Landscape
 from .engine.results import Surface
+from .panels import HessianPanel, fmt
 from .widget import _STATIC, LandscapeWidget
 
 COLORMAPS = ("viridis", "magma", "inferno", "plasma", "cividis", "turbo")
@@ -30,6 +36,8 @@ class Explorer(W.VBox):
         landscape: the `lw.Landscape` being explored.
         view: the `LandscapeWidget` (contour + cross-sections).
         bank: label → `lw.Direction` that the axes can be built from.
+        hessian_panel: the bqplot panel of Hessian eigenvalues and spectral density (see
+            `add_hessian`).
     """
 
     def __init__(
@@ -46,6 +54,7 @@ class Explorer(W.VBox):
         colormap: str = "viridis",
         n_levels: int = 12,
         adaptive: bool = False,
+        hessian_k: int = 5,
     ) -> None:
         self.landscape = landscape
         self.bank: dict[str, Direction] = dict(bank)
@@ -58,6 +67,11 @@ class Explorer(W.VBox):
                 f"metric {metric!r} is not computed; choose from {list(landscape.metric_names)}"
             )
         self._adaptive = adaptive
+        # Bank edits (possibly from the Hessian thread) and reads of the axes take turns; a
+        # thread that rewrites dropdowns mutes its own restarts and restarts once at the end.
+        self._bank_lock = threading.RLock()
+        self._muted: int | None = None
+        self._init_hessian_state()
         style = {"description_width": "70px"}
         layout = W.Layout(width="260px")
         self._axis: dict[str, tuple[W.Dropdown, W.Dropdown, W.FloatSlider]] = {}
@@ -100,13 +114,18 @@ class Explorer(W.VBox):
         for a, b, t in self._axis.values():
             for w in (a, b, t):
                 w.observe(self._restart, names="value")
+            a.observe(self._highlight, names="value")
         self.span_slider.observe(self._restart, names="value")
         self.points_slider.observe(self._restart, names="value")
+        self.hessian_panel = HessianPanel(
+            k=hessian_k, on_compute=lambda: self.add_hessian(hessian_k), on_pick=self._pick,
+        )
         controls = W.VBox([
             *rows,
             W.HBox([self.span_slider, self.points_slider, self.new_random]),
             W.HBox([self.metric_select, self.colormap_select, self.levels_slider,
                     self.log_checkbox]),
+            self.hessian_panel,
         ])
         super().__init__([self.view, controls])
         self.add_class("lsw-explorer")
@@ -124,21 +143,53 @@ class Explorer(W.VBox):
     def _directions(self) -> tuple[Direction, Direction]:
         return self._direction("x"), self._direction("y")
 
+    @contextlib.contextmanager
+    def _quiet(self) -> Iterator[None]:
+        """Hold the bank and mute this thread's restarts while dropdowns are rewritten."""
+        with self._bank_lock:
+            outer, self._muted = self._muted, threading.get_ident()
+            try:
+                yield
+            finally:
+                self._muted = outer
+
     def _restart(self, _: Any = None) -> None:
-        d1, d2 = self._directions()
-        self.view.set_view(d1, d2, span=self.span_slider.value, n=self.points_slider.value,
-                           adaptive=self._adaptive)
+        if self._muted == threading.get_ident():
+            return
+        with self._bank_lock:
+            d1, d2 = self._directions()
+            self.view.set_view(d1, d2, span=self.span_slider.value,
+                               n=self.points_slider.value, adaptive=self._adaptive)
+
+    def _set_bank_options(self, remap: Mapping[str, str] | None = None) -> None:
+        """Refresh every dropdown's options from the bank, keeping its value (or moving it
+        as `remap` says, or to the first entry if its direction left the bank). Call inside
+        `_quiet()`."""
+        options = list(self.bank)
+        for a, b, _ in self._axis.values():
+            for w in (a, b):
+                keep = (remap or {}).get(w.value, w.value)
+                if keep not in self.bank:
+                    keep = options[0]
+                w.options = options  # ipywidgets resets the value to the first option here
+                w.value = keep
 
     def add_direction(self, label: str, d: Direction) -> None:
-        """Put a direction in the bank (e.g. a Hessian eigenvector), selectable per axis."""
+        """Put a direction in the bank (e.g. a Hessian eigenvector), selectable per axis.
+
+        The axes keep their directions (no restart), unless `label` replaces the direction
+        of one of them."""
         if not isinstance(d, Direction):
             raise TypeError(f"expected an lw.Direction, got {type(d).__name__}")
         self.landscape.space.check_compatible(d)
-        self.bank[label] = d
-        options = list(self.bank)
-        for a, b, _ in self._axis.values():
-            with self.hold_trait_notifications():
-                a.options, b.options = options, options
+        with self._quiet():
+            replaced = label in self.bank and any(
+                label in (a.value, b.value) for a, b, _ in self._axis.values()
+            )
+            self.bank[label] = d
+            self._set_bank_options()
+        if replaced:
+            self._restart()
 
     def add_random_pair(self) -> tuple[str, str]:
         """Two fresh seeds become the x and y axes (mix reset to 0)."""
@@ -152,15 +203,231 @@ class Explorer(W.VBox):
             label = f"random #{seed}"
             self.add_direction(label, random(self.landscape.model, seed=seed))
             labels.append(label)
-        for ax, label in zip(("x", "y"), labels, strict=True):
-            a, _, t = self._axis[ax]
-            a.unobserve(self._restart, names="value")
-            t.unobserve(self._restart, names="value")
-            a.value, t.value = label, 0.0
-            a.observe(self._restart, names="value")
-            t.observe(self._restart, names="value")
+        with self._quiet():
+            for ax, label in zip(("x", "y"), labels, strict=True):
+                a, _, t = self._axis[ax]
+                a.value, t.value = label, 0.0
         self._restart()
         return labels[0], labels[1]
+
+    # ----------------------------------------------------------------- Hessian
+    def _init_hessian_state(self) -> None:
+        self._h_lock = threading.Lock()
+        self._h_thread: threading.Thread | None = None
+        self._h_next: tuple[int, float, bool] | None = None
+        self._h_done = threading.Event()
+        self._h_done.set()
+        self._h_closed = False
+        self._eigen_cache: dict[tuple[int, float], Eigen] = {}
+        self._eigen: Eigen | None = None
+        self._density: Density | None = None
+        self._hessian_labels: dict[str, str] = {}  # bank label → rank ("λ1", "λmin", …)
+        self.hessian_error: str | None = None
+        """The error of the last Hessian computation, or None."""
+
+    @property
+    def eigen(self) -> Eigen | None:
+        """The `lw.Eigen` record of the eigenvectors in the bank (unit vectors), or None
+        before they are computed."""
+        return self._eigen
+
+    @property
+    def density(self) -> Density | None:
+        """The SLQ spectral density of H once computed (after the eigenpairs), else None."""
+        return self._density
+
+    @property
+    def hessian_labels(self) -> list[str]:
+        """Bank labels of the Hessian eigenvectors, by descending eigenvalue."""
+        return list(self._hessian_labels)
+
+    def add_hessian(self, k: int = 5, *, select: bool = False, tol: float = 1e-6) -> None:
+        """Compute the k largest and k smallest eigenpairs of H in the background, then the
+        spectral density, and put the 2k eigenvectors in the bank.
+
+        Returns at once; progress and errors show in the panel's status line, the result in
+        `eigen` and `density` (wait with `wait_hessian`). Results are cached: asking again for
+        the same k computes nothing. The bank labels are "λ1 = …", "λ2 = …" (descending) and
+        "λmin+1 = …", "λmin = …" (the most negative last). Each eigenvector is scaled to the
+        norm of the bank's first random direction (≈ ‖θ‖ when filter-normalized), so the span
+        slider means the same on every axis and the mix slider blends directions of one size;
+        Böttcher & Wheeler's unit eigenvectors are `eigen.vectors`.
+
+        Args:
+            k: eigenpairs from each end of the spectrum.
+            select: when done, put λ1 on the x axis and λmin on the y axis (Böttcher &
+                Wheeler's saddle-revealing plane), unless the axes were changed meanwhile.
+            tol: relative accuracy of the Lanczos eigenpairs (ARPACK's `tol`). The bottom of
+                a network's spectrum is a dense cluster near 0 where tighter tolerances cost
+                many more Hessian-vector products (digits MLP, k=3: 249 at 1e-4, 701 at 1e-6,
+                about 2000 at 1e-8); 1e-6 is ample for choosing plot directions.
+        """
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"k must be a positive int, got {k!r}")
+        size = self.landscape.hessian.size
+        if k > size:
+            raise ValueError(
+                f"k={k} exceeds the number of parameters in the Hessian ({size}); "
+                f"ask for at most {size} eigenpairs"
+            )
+        with self._h_lock:
+            key = (k, float(tol))
+            if key in self._eigen_cache and self._density is not None and self._h_thread is None:
+                cached = True
+            else:
+                cached = False
+                self._h_next = (k, float(tol), select)
+                self._h_done.clear()
+                if self._h_thread is None:
+                    self._h_thread = threading.Thread(
+                        target=self._hessian_worker, name="ls-widget-hessian", daemon=True
+                    )
+                    self._h_thread.start()
+        if cached:
+            eig = self._eigen_cache[key]
+            self._install_hessian(eig, k, select, self._axes_state())
+            self.hessian_panel.show_status(f"{self._summary(eig)} (cached)")
+
+    def wait_hessian(self, timeout: float | None = None) -> bool:
+        """Block until the Hessian computation has finished (or failed: see `hessian_error`).
+        True if it finished within `timeout` seconds."""
+        return self._h_done.wait(timeout)
+
+    def _axes_state(self) -> tuple:
+        return tuple((a.value, b.value, t.value) for a, b, t in self._axis.values())
+
+    def _hessian_worker(self) -> None:
+        while True:
+            with self._h_lock:
+                req, self._h_next = self._h_next, None
+                if req is None or self._h_closed:
+                    self._h_thread = None
+                    self._h_done.set()
+                    return
+            try:
+                self._compute_hessian(*req)
+            except Exception as exc:  # never into the kernel: a thread has no caller
+                self._hessian_failed("update", exc)
+
+    def _compute_hessian(self, k: int, tol: float, select: bool) -> None:
+        panel = self.hessian_panel
+        axes = self._axes_state()
+        hess = self.landscape.hessian
+        t0 = time.perf_counter()
+        self.hessian_error = None
+        eig = self._eigen_cache.get((k, tol))
+        if eig is None:
+            panel.show_status(f"computing Hessian eigenpairs (k={k} from each end)…")
+            panel.compute_button.disabled = True
+            try:
+                eig = hess.eigen(k, which="both", tol=tol)
+            except Exception as exc:  # the user's model or loss failed: show it, keep going
+                self._hessian_failed("eigenpairs", exc)
+                return
+            self._eigen_cache[(k, tol)] = eig
+        if self._h_closed:
+            return
+        self._install_hessian(eig, k, select, axes)
+        summary = self._summary(eig)
+        if self._density is None:
+            panel.show_status(f"{summary}; computing the spectral density…")
+            try:
+                dens = hess.density()
+            except Exception as exc:
+                self._hessian_failed("spectral density", exc, prefix=f"{summary}; ")
+                return
+            self._density = dens
+            panel.set_density(dens.grid, dens.density)
+            summary += f" (+ {dens.hvps} for the density)"
+        panel.show_status(f"{summary} · {time.perf_counter() - t0:.1f} s")
+        panel.compute_button.disabled = False
+
+    @staticmethod
+    def _summary(eig: Eigen) -> str:
+        return (f"λmax = {fmt(eig.values[0], 4)}, λmin = {fmt(eig.values[-1], 4)}, "
+                f"{eig.hvps} HVPs")
+
+    def _hessian_failed(self, what: str, exc: BaseException, prefix: str = "") -> None:
+        self.hessian_error = f"{type(exc).__name__}: {exc}"
+        self.hessian_panel.show_status(
+            f"{prefix}Hessian {what} failed: {self.hessian_error}", error=True
+        )
+        self.hessian_panel.compute_button.disabled = False
+
+    def _reference_norm(self) -> tuple[float, str]:
+        """The scale of the eigenvectors in the bank and what it is: the norm of the first
+        random direction, else ‖θ‖ over the parameters ("θ"), else 1 ("unit": θ = 0)."""
+        for label, d in self.bank.items():
+            if d.provenance.get("kind") == "random" and label not in self._hessian_labels:
+                norm = d.norm()
+                if norm > 0:
+                    return norm, label
+        theta = self.landscape.space.theta0
+        norm = math.sqrt(sum(float(t.double().pow(2).sum()) for t in theta.values()))
+        return (norm, "θ") if norm > 0 else (1.0, "unit")
+
+    def hessian_entries(self, eig: Eigen, k: int) -> dict[str, Direction]:
+        """Bank label → eigenvector scaled to the bank's random-direction norm (see
+        `add_hessian`); its provenance adds "rank", "scale" and "scaled_to"."""
+        scale, ref = self._reference_norm()
+        suffix = "(unit)" if ref == "unit" else "(×‖θ‖)"
+        n = len(eig.values)
+        top = min(k, n) if eig.which in ("top", "both") else 0
+        out: dict[str, Direction] = {}
+        for i, (lam, v) in enumerate(zip(eig.values, eig.vectors, strict=True)):
+            j = n - 1 - i
+            rank = f"λ{i + 1}" if i < top else ("λmin" if j == 0 else f"λmin+{j}")
+            prov = v.provenance
+            prov.update(
+                rank=rank, scale=scale, scaled_to=ref,
+                label=f"hessian {rank}={fmt(float(lam))} {suffix}",
+            )
+            out[f"{rank} = {fmt(float(lam))}"] = combine([scale], [v], **prov)
+        return out
+
+    def _install_hessian(self, eig: Eigen, k: int, select: bool, axes: tuple) -> None:
+        entries = self.hessian_entries(eig, k)
+        ranks = {label: d.provenance["rank"] for label, d in entries.items()}
+        by_rank = {r: label for label, r in ranks.items()}
+        with self._quiet():
+            shown = self._shown()
+            old = self._hessian_labels
+            remap = {label: by_rank.get(rank, "") for label, rank in old.items()}
+            for label in old:
+                self.bank.pop(label, None)
+            self.bank.update(entries)
+            self._hessian_labels = ranks
+            self._eigen = eig
+            self._set_bank_options(remap)
+            if select and self._axes_state() == axes:
+                labels = list(entries)
+                for ax, label in (("x", labels[0]), ("y", labels[-1])):
+                    a, _, t = self._axis[ax]
+                    a.value, t.value = label, 0.0
+            # A label can stay while its direction is new (k changed: same value printed,
+            # but a recomputed vector, possibly of the other sign).
+            changed = any(
+                a is not c or b is not d or t != u
+                for (a, b, t), (c, d, u) in zip(self._shown(), shown, strict=True)
+            )
+            self.hessian_panel.set_eigen(eig.values, list(ranks.values()), list(entries))
+            self._highlight()
+        if changed:
+            self._restart()
+
+    def _shown(self) -> list[tuple[Direction | None, Direction | None, float]]:
+        """What the axes are made of: (direction, blend partner, mix) per axis."""
+        return [(self.bank.get(a.value), self.bank.get(b.value), t.value)
+                for a, b, t in self._axis.values()]
+
+    def _highlight(self, _: Any = None) -> None:
+        """Mark the eigenvectors on the axes in the panel (follows the dropdowns)."""
+        self.hessian_panel.set_selection(self._axis["x"][0].value, self._axis["y"][0].value)
+
+    def _pick(self, ax: str, label: str) -> None:
+        """A click on an eigenvalue: that eigenvector becomes the `ax` axis."""
+        if label in self.bank:
+            self._axis[ax][0].value = label  # observers restart the stream
 
     # ----------------------------------------------------------------- results
     @property
@@ -182,7 +449,12 @@ class Explorer(W.VBox):
         return write_html(self.view, path, title=title)
 
     def close(self) -> None:
-        """Stop the worker and close the widget and its controls."""
+        """Stop the worker and close the widget and its controls (a Hessian computation
+        under way finishes in the background but is not installed)."""
+        if hasattr(self, "_h_lock"):
+            with self._h_lock:
+                self._h_closed = True
+                self._h_next = None
         view = getattr(self, "view", None)  # absent if construction failed
         if view is not None:
             view.close()
@@ -265,6 +537,7 @@ def explore(
     n_levels: int = 12,
     adaptive: bool = False,
     seeds: tuple[int, ...] = (0, 1, 2, 3),
+    hessian: int | None = None,
     **landscape_kwargs: Any,
 ) -> Explorer:
     """Explore the loss landscape of `model` on `data` in a live widget.
@@ -280,6 +553,10 @@ def explore(
         x, y: bank labels of the initial axes (default: the first two random seeds).
         span, n, metric, log, colormap, n_levels, adaptive: the initial view.
         seeds: seeds of the filter-normalized random directions in the bank.
+        hessian: compute the `hessian` largest and smallest Hessian eigenpairs in the
+            background (`Explorer.add_hessian`) and add the eigenvectors to the bank; unless
+            `x` or `y` is given, λ1 and λmin become the axes when they are ready (if the
+            axes were not changed meanwhile). Without it, the panel's button computes them.
     """
     if metrics is None:
         metrics = {"accuracy": _metrics.accuracy} if loss is F.cross_entropy else {}
@@ -291,7 +568,15 @@ def explore(
     labels = list(bank)
     if len(labels) < 2:
         raise ValueError("the direction bank needs at least two directions (give two seeds)")
-    return Explorer(
+    explorer = Explorer(
         land, bank, x=x or labels[0], y=y or labels[1], span=span, n=n, metric=metric,
         log=log, colormap=colormap, n_levels=n_levels, adaptive=adaptive,
+        hessian_k=hessian or 5,
     )
+    if hessian is not None:
+        try:
+            explorer.add_hessian(hessian, select=x is None and y is None)
+        except Exception:
+            explorer.close()
+            raise
+    return explorer

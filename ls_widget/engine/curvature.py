@@ -177,10 +177,17 @@ class HessianOperator:
             except (RuntimeError, NotImplementedError):
                 self._forward_mode = False  # an op without forward-mode AD: reverse twice
         point = {n: t.detach().requires_grad_(True) for n, t in self._point.items()}
+        params = list(point.values())
         with torch.enable_grad():
-            g = torch.autograd.grad(f(point), list(point.values()), create_graph=True)
-            hv = torch.autograd.grad(g, list(point.values()), grad_outputs=list(tangent.values()),
-                                     allow_unused=True)
+            g = torch.autograd.grad(f(point), params, create_graph=True, allow_unused=True)
+            # Parameters the loss does not use (or uses linearly) have no second derivative.
+            used = [(gi, tangent[n]) for gi, n in zip(g, point, strict=True)
+                    if gi is not None and gi.requires_grad]
+            hv = (
+                torch.autograd.grad([gi for gi, _ in used], params,
+                                    grad_outputs=[t for _, t in used], allow_unused=True)
+                if used else [None] * len(params)
+            )
         return {
             n: (h if h is not None else torch.zeros_like(point[n])).detach()
             for n, h in zip(point, hv, strict=True)
@@ -208,52 +215,134 @@ class HessianOperator:
 
     # ------------------------------------------------------------------ eigen
     def extremes(
-        self, k: int, which: str, *, tol: float = 1e-8, seed: int = 0, maxiter: int | None = None
+        self,
+        k: int,
+        which: str,
+        *,
+        tol: float = 1e-6,
+        seed: int = 0,
+        method: str = "lanczos",
+        max_steps: int = 500,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(values descending, vectors as columns) of the k largest and/or smallest.
+        """(values descending, unit vectors as columns) of the k largest and/or smallest.
 
-        The smallest come from Lanczos on H − λmax·I (whose spectrum is ≤ 0, so the wanted
-        end is its largest magnitude), then λmax is added back: robust whether or not H is
-        positive definite (a fixed fraction of λmax as the shift is not).
+        ``method="lanczos"`` (default): one Lanczos run with full reorthogonalization on the
+        device; both ends of the spectrum converge in the same Krylov space (a shift changes
+        nothing there), and it stops when every wanted Ritz pair has a residual below
+        `tol` × the spectral radius. ``method="arpack"``: SciPy's `eigsh` (implicitly restarted
+        Lanczos), the top end with ``which="LA"``, then the bottom end on H − λmax·I, whose
+        spectrum is ≤ 0 so the wanted end is its largest magnitude (robust whether or not H is
+        positive definite, unlike a fixed fraction of λmax as the shift).
         """
         n = self.n
-        v0 = np.random.default_rng(seed).standard_normal(n)
-        if k >= n - 1:  # ARPACK needs k < n − 1: solve densely
+        if k >= n - 1:  # too few dimensions for an iterative method: solve densely
             w, V = np.linalg.eigh(self.dense())
-            order = np.argsort(w)[::-1]
-            w, V = w[order], V[:, order]
-            if which == "top":
-                return w[:k], V[:, :k]
-            if which == "bottom":
-                return w[-k:], V[:, -k:]
-            idx = sorted(set(range(min(k, n))) | set(range(max(0, n - k), n)))
-            return w[idx], V[:, idx]
+            w, V = w[::-1], V[:, ::-1]
+            return _pick(w, V, k, which)
+        if method == "lanczos":
+            w, V = self._lanczos_extremes(k, which, tol=tol, seed=seed, max_steps=max_steps)
+        elif method == "arpack":
+            w, V = self._arpack_extremes(k, which, tol=tol, seed=seed)
+        else:
+            raise ValueError(f"method={method!r}; use 'lanczos' or 'arpack'")
+        return w, V
+
+    def _lanczos_extremes(
+        self, k: int, which: str, *, tol: float, seed: int, max_steps: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        n = self.n
+        itemsize = torch.empty((), dtype=self.dtype).element_size()
+        steps = int(min(max_steps, n, max(4 * k + 8, (1 << 30) // max(1, n * itemsize))))
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        q = torch.randn(n, generator=gen, dtype=torch.float64).to(self.device, self.dtype)
+        Q = torch.empty((steps, n), dtype=self.dtype, device=self.device)
+        Q[0] = q / q.norm()
+        alphas: list[float] = []
+        betas: list[float] = []
+        min_steps = (2 * k if which == "both" else k) + 2
+        theta = S = None
+        for j in range(steps):
+            w = self.hvp(Q[j])
+            if j > 0:
+                w -= betas[-1] * Q[j - 1]
+            alpha = float(Q[j] @ w)
+            w -= alpha * Q[j]
+            for _ in range(2):  # full reorthogonalization, twice is enough (Kahan–Parlett)
+                w -= Q[: j + 1].T @ (Q[: j + 1] @ w)
+            alphas.append(alpha)
+            beta = float(w.norm())
+            m = j + 1
+            scale = max(max(map(abs, alphas)), max(betas, default=0.0), 1e-300)
+            breakdown = beta <= 1e-12 * scale  # an invariant subspace: the Ritz pairs are exact
+            if m >= min_steps or m == steps or breakdown:
+                T = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
+                theta, S = np.linalg.eigh(T)
+                idx = _wanted(len(theta), k, which)
+                radius = max(abs(theta[0]), abs(theta[-1]), 1e-300)
+                converged = np.all(beta * np.abs(S[-1, idx]) <= tol * radius)
+                if converged or breakdown or m == steps:
+                    break
+            betas.append(beta)
+            Q[j + 1] = w / beta
+        assert theta is not None and S is not None
+        idx = _wanted(len(theta), k, which)[::-1]  # descending
+        coeffs = torch.as_tensor(S[:, idx], dtype=self.dtype, device=self.device)
+        V = (Q[: len(theta)].T @ coeffs).to("cpu", torch.float64).numpy()
+        V /= np.linalg.norm(V, axis=0, keepdims=True)
+        return theta[idx], V
+
+    def _arpack_extremes(
+        self, k: int, which: str, *, tol: float, seed: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        from scipy.sparse.linalg import ArpackError
+
+        v0 = np.random.default_rng(seed).standard_normal(self.n)
         vals, vecs = [], []
         top_k = k if which in ("top", "both") else 1
-        w_top, V_top = eigsh(self.linear_operator(), k=top_k, which="LA", tol=tol, v0=v0,
-                             maxiter=maxiter)
+        try:
+            w_top, V_top = eigsh(self.linear_operator(), k=top_k, which="LA", tol=tol, v0=v0)
+        except ArpackError:  # H v0 = 0: H vanishes on the Krylov space, eigenvalue 0
+            V = np.linalg.qr(np.random.default_rng(seed).standard_normal((self.n, k)))[0]
+            return _pick(np.zeros(k), V, k, which)
         lam_max = float(np.max(w_top))
         if which in ("top", "both"):
             vals.append(w_top)
             vecs.append(V_top)
         if which in ("bottom", "both"):
-            shift = lam_max
-            w_b, V_b = eigsh(self.linear_operator(shift), k=k, which="LM", tol=tol, v0=v0,
-                             maxiter=maxiter)
-            vals.append(w_b + shift)
+            w_b, V_b = eigsh(self.linear_operator(lam_max), k=k, which="LM", tol=tol, v0=v0)
+            vals.append(w_b + lam_max)
             vecs.append(V_b)
         w = np.concatenate(vals)
         V = np.concatenate(vecs, axis=1)
-        # Drop duplicates (small problems: both ends can overlap), sort descending.
         order = np.argsort(w)[::-1]
         w, V = w[order], V[:, order]
-        keep = [0]
+        keep = [0]  # both ends can overlap on small problems: drop repeated pairs
         for i in range(1, len(w)):
-            if abs(float(V[:, i] @ V[:, keep[-1]])) < 0.99 or abs(w[i] - w[keep[-1]]) > 1e-9 * (
-                1 + abs(w[i])
-            ):
+            same = abs(float(V[:, i] @ V[:, keep[-1]])) > 0.99
+            if not same or abs(w[i] - w[keep[-1]]) > 1e-9 * (1 + abs(w[i])):
                 keep.append(i)
         return w[keep], V[:, keep]
+
+
+def _wanted(m: int, k: int, which: str) -> np.ndarray:
+    """Indices (ascending) of the wanted Ritz values among m sorted ascending."""
+    if which == "top":
+        return np.arange(max(0, m - k), m)
+    if which == "bottom":
+        return np.arange(0, min(k, m))
+    return np.array(sorted(set(range(min(k, m))) | set(range(max(0, m - k), m))))
+
+
+def _pick(w: np.ndarray, V: np.ndarray, k: int, which: str) -> tuple[np.ndarray, np.ndarray]:
+    """From pairs sorted descending, the k top and/or bottom ones (no repeats)."""
+    n = len(w)
+    if which == "top":
+        idx = list(range(min(k, n)))
+    elif which == "bottom":
+        idx = list(range(max(0, n - k), n))
+    else:
+        idx = sorted(set(range(min(k, n))) | set(range(max(0, n - k), n)))
+    return w[idx], V[:, idx]
 
 
 # ----------------------------------------------------------------------------- front door
@@ -286,11 +375,20 @@ class Hessian:
         return sum(self.land.space.theta0[n].numel() for n in self.names)
 
     def eigen(
-        self, k: int = 5, which: str = "both", *, tol: float = 1e-8, seed: int = 0
+        self,
+        k: int = 5,
+        which: str = "both",
+        *,
+        tol: float = 1e-6,
+        seed: int = 0,
+        method: str = "lanczos",
     ) -> Eigen:
         """The k largest and/or k smallest (most negative) eigenpairs, by Lanczos.
 
-        `which`: ``"top"``, ``"bottom"`` or ``"both"`` (k of each end). Cached per arguments.
+        `which`: ``"top"``, ``"bottom"`` or ``"both"`` (k of each end). `tol` bounds each
+        pair's residual ‖Hv − λv‖ relative to the spectral radius (eigenvalue errors are of
+        the order of the squared residual over the gap). `method`: ``"lanczos"`` (ours, full
+        reorthogonalization on the device) or ``"arpack"`` (SciPy's eigsh). Cached.
         """
         if which not in ("top", "bottom", "both"):
             raise ValueError(f"which={which!r}; use 'top', 'bottom' or 'both'")
@@ -301,11 +399,11 @@ class Hessian:
                 f"k={k} exceeds the number of parameters in the Hessian ({self.size}); "
                 f"ask for at most {self.size} eigenpairs"
             )
-        key = ("eigen", k, which, tol, seed)
+        key = ("eigen", k, which, tol, seed, method)
         if key in self._cache:
             return self._cache[key]
         op = self.operator()
-        w, V = op.extremes(k, which, tol=tol, seed=seed)
+        w, V = op.extremes(k, which, tol=tol, seed=seed, method=method)
         residuals = []
         vectors = []
         for i, lam in enumerate(w):
@@ -399,6 +497,13 @@ class Hessian:
         squared first components of its eigenvectors the weights. The density is their
         Gaussian broadening (σ = 1% of the spectral range unless given) on `points` values.
         """
+        for name, value in (("iterations", iterations), ("vectors", vectors),
+                            ("points", points)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        key = ("density", iterations, vectors, seed, sigma, points)
+        if key in self._cache:
+            return self._cache[key]
         op = self.operator()
         m = min(iterations, op.n)
         rng = np.random.default_rng(seed)
@@ -419,7 +524,9 @@ class Hessian:
         gauss = np.exp(-0.5 * ((grid[None, None, :] - nodes[..., None]) / width) ** 2)
         gauss /= width * math.sqrt(2 * math.pi)
         dens = np.mean(np.sum(weights[..., None] * gauss, axis=1), axis=0)
-        return Density(grid, dens, nodes, weights, op.hvps)
+        out = Density(grid, dens, nodes, weights, op.hvps)
+        self._cache[key] = out
+        return out
 
 
 def _lanczos(matvec: Any, v: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:

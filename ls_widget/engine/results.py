@@ -57,6 +57,13 @@ class _Record:
     def metrics(self) -> tuple[str, ...]:
         return tuple(self.values)
 
+    def _labels(self) -> str:
+        return ", ".join(repr(str(d.get("label", d.get("kind", "?")))) for d in self.directions)
+
+    @staticmethod
+    def _range(a: np.ndarray) -> str:
+        return f"[{a[0]:.3g}, {a[-1]:.3g}]" if len(a) else "[]"
+
     def _header(self, kind: str) -> str:
         return json.dumps(
             {
@@ -98,6 +105,10 @@ class Curve(_Record):
         for k, v in self.values.items():
             if v.shape != self.x.shape:
                 raise ValueError(f"metric {k!r} has shape {v.shape}, expected {self.x.shape}")
+
+    def __repr__(self) -> str:
+        return (f"Curve({len(self.x)} points, x={self._range(self.x)}, "
+                f"metrics={self.metrics}, direction={self._labels()})")
 
     def plot(
         self, ax: Any = None, *, metrics: tuple[str, ...] | None = None, log: bool = False
@@ -145,6 +156,13 @@ class Surface(_Record):
     @property
     def shape(self) -> tuple[int, int]:
         return (len(self.y), len(self.x))
+
+    def __repr__(self) -> str:
+        assert self.evaluated is not None
+        ev = "" if self.evaluated.all() else f", {int(self.evaluated.sum())} evaluated"
+        return (f"Surface({self.shape[0]}×{self.shape[1]}, x={self._range(self.x)}, "
+                f"y={self._range(self.y)}, metrics={self.metrics}, "
+                f"directions=({self._labels()}){ev})")
 
     def plot(
         self,
