@@ -20,7 +20,7 @@ import copy
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,7 +30,7 @@ from torch.func import functional_call, vmap
 
 from .data import Batch
 from .directions import Direction
-from .heap import kept_heap
+from .heap import keep_heap
 from .params import ParamSpace
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -186,7 +186,7 @@ class Evaluator:
         self._copy = self._private_copy(model)
         self._first: tuple[str, nn.Module] | None = self._find_first_layer()
         self.lock = threading.RLock()  # one private copy: bindings take turns on it
-        self.keep_heap = True  # see heap.py: large CPU buffers stay allocated during a tile
+        self.keep_heap = True  # see heap.py: large CPU buffers stay in the heap (glibc)
         self._active: BoundEvaluator | None = None
         self._plans: dict[tuple, dict] = {}  # calibration results by which tensors move
         self.chosen: dict[str, object] = {}  # what calibration picked, for benchmarks and logs
@@ -526,8 +526,9 @@ class BoundEvaluator:
         c = np.asarray(coeffs, dtype=np.float64).reshape(-1, self.k)
         if c.shape[0] == 0:
             return np.zeros((0, len(self.ev.names)))
-        heap = kept_heap() if self.ev.keep_heap and self.ev.device.type == "cpu" else nullcontext()
-        with self.ev.lock, heap:
+        if self.ev.keep_heap and self.ev.device.type == "cpu":
+            keep_heap()
+        with self.ev.lock:
             if self.ev._active is not self:
                 self._attach()
             t0 = time.perf_counter()
