@@ -26,11 +26,6 @@ class TensorSpec:
     def numel(self) -> int:
         return int(torch.Size(self.shape).numel())
 
-    @property
-    def is_filtered(self) -> bool:
-        """Tensors with dim > 1 are normalized per slice along dim 0 (a filter, a row)."""
-        return len(self.shape) > 1
-
 
 class ParamSpace:
     """The parameters (and floating buffers) of a model, in `named_parameters()` order.

@@ -28,11 +28,6 @@ def _frozen_values(values: Mapping[str, Any]) -> Mapping[str, np.ndarray]:
     return MappingProxyType({k: _frozen(v) for k, v in values.items()})
 
 
-def axis_label(prov: Mapping[str, Any], fallback: str) -> str:
-    label = prov.get("label") if prov else None
-    return str(label) if label else fallback
-
-
 @dataclass(frozen=True)
 class _Record:
     values: Mapping[str, np.ndarray]
