@@ -27,8 +27,8 @@ from .engine.results import Surface
 from .engine.sampling import (
     Tile,
     axis,
+    grid_strides,
     level_grid,
-    level_strides,
     parse_n,
     parse_plane_span,
 )
@@ -185,7 +185,7 @@ class LandscapeWidget(anywidget.AnyWidget):
                 self.x_label = d1.label
                 self.y_label = d2.label
                 self.status = {"state": "computing", "gen": gen, "level": 0,
-                               "levels": len(level_strides(max(nx, ny))), "fraction": 0.0,
+                               "levels": len(grid_strides((ny, nx))), "fraction": 0.0,
                                "message": ""}
                 self.generation = gen
             self._cond.notify_all()
@@ -258,7 +258,7 @@ class LandscapeWidget(anywidget.AnyWidget):
         with self._cond:
             self._job = job
             self._view = view
-        levels = len(level_strides(max(shape)))
+        levels = len(grid_strides(shape))
         announced: set[int] = set()
         batch: list[Tile] = []
         last = 0.0
@@ -318,7 +318,7 @@ class LandscapeWidget(anywidget.AnyWidget):
             values={m: job.values[i] for i, m in enumerate(names)},
             evaluated=job.evaluated,
             directions=(view.d1.provenance, view.d2.provenance),
-            meta=self.landscape._meta(adaptive=view.adaptive),
+            meta=self.landscape.describe(adaptive=view.adaptive),
         )
         with self._cond:
             if view.gen != self.generation:

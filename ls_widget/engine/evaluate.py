@@ -189,6 +189,7 @@ class Evaluator:
         self.keep_heap = True  # see heap.py: large CPU buffers stay in the heap (glibc)
         self._active: BoundEvaluator | None = None
         self._plans: dict[tuple, dict] = {}  # calibration results by which tensors move
+        self._first_io: tuple[list[Tensor], list[Tensor]] | None = None  # see _prepare_injection
         self.chosen: dict[str, object] = {}  # what calibration picked, for benchmarks and logs
         self.points_per_second: float | None = None
 
@@ -375,27 +376,30 @@ class BoundEvaluator:
         pnames = [f"{name}.{leaf}" if name else leaf for leaf in mod._parameters]
         fn = _layer_fn(mod)
         assert fn is not None
-        inputs: list[Tensor] = []
-
-        def grab(m: nn.Module, args: tuple) -> None:
-            inputs.append(args[0])
-
-        h = mod.register_forward_pre_hook(grab)
-        try:
-            with torch.no_grad():
-                for f in self._flats + self._buf_flats:
-                    f.work.copy_(f.theta)
-                for b in self._batches:
-                    ev._forward(ev._copy, b)
-        finally:
-            h.remove()
         wname, bname = f"{name}.weight" if name else "weight", f"{name}.bias" if name else "bias"
         if wname not in ev.space.theta0:
             return False
         w0 = ev.space.theta0[wname]
         b0 = ev.space.theta0.get(bname) if bname in pnames else None
+        if ev._first_io is None:  # the layer's input at θ₀ and its output: same for every binding
+            inputs: list[Tensor] = []
+
+            def grab(m: nn.Module, args: tuple) -> None:
+                inputs.append(args[0])
+
+            h = mod.register_forward_pre_hook(grab)
+            try:
+                with torch.no_grad():
+                    for f in self._flats + self._buf_flats:
+                        f.work.copy_(f.theta)
+                    for b in self._batches:
+                        ev._forward(ev._copy, b)
+            finally:
+                h.remove()
+            with torch.no_grad():
+                ev._first_io = (inputs, [fn(x, w0, b0) for x in inputs])
+        inputs, y0 = ev._first_io
         with torch.no_grad():
-            y0 = [fn(x, w0, b0) for x in inputs]
             ys = [
                 [
                     fn(x, d[wname].to(w0.dtype), d[bname].to(w0.dtype) if b0 is not None else None)

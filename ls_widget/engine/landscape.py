@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,9 +27,9 @@ from .sampling import (
     Tile,
     axis,
     chunks,
+    grid_strides,
     interpolate,
     level_grid,
-    level_strides,
     parse_n,
     parse_plane_span,
     parse_span,
@@ -123,7 +123,9 @@ class Landscape:
         vals = self._bind(list(directions)).evaluate(coeffs)
         return {n: vals[:, i] for i, n in enumerate(self.metric_names)}
 
-    def _meta(self, **extra: Any) -> dict[str, Any]:
+    def describe(self, **extra: Any) -> dict[str, Any]:
+        """What a result's `meta` records: loss, metrics, data size, model, dtype, device and
+        how points were evaluated, plus `extra`."""
         return {
             "loss": self.loss_name,
             "metrics": list(self.metric_names),
@@ -236,13 +238,11 @@ class Landscape:
         with "ratio", "signed_ratio", "lambda_max" and "lambda_min". Near 0: locally convex;
         large: strong negative curvature."""
         xs, ys, _ = self._grid(d1, d2, span, n)
-        vals = {m: np.full((len(ys), len(xs)), np.nan) for m in CURVATURE_METRICS}
-        for tile in self.curvature_stream(d1, d2, span=span, n=n, params=params, tol=tol):
-            for m in vals:
-                vals[m][tile.rows, tile.cols] = tile.values[m]
+        tiles = self.curvature_stream(d1, d2, span=span, n=n, params=params, tol=tol)
+        vals, _ = collect(tiles, CURVATURE_METRICS, (len(ys), len(xs)))
         return Surface(
             x=xs, y=ys, values=vals, directions=(d1.provenance, d2.provenance),
-            meta=self._meta(kind="curvature", tol=tol),
+            meta=self.describe(kind="curvature", tol=tol),
         )
 
     # ----------------------------------------------------------------- records
@@ -262,7 +262,7 @@ class Landscape:
             x=xs,
             values={m: v[0] for m, v in vals.items()},
             directions=(d.provenance,),
-            meta=self._meta(adaptive=adaptive),
+            meta=self.describe(adaptive=adaptive),
         )
 
     def plane(
@@ -290,21 +290,15 @@ class Landscape:
             values=vals,
             evaluated=evaluated,
             directions=(d1.provenance, d2.provenance),
-            meta=self._meta(adaptive=adaptive, tol=tol if adaptive else None,
+            meta=self.describe(adaptive=adaptive, tol=tol if adaptive else None,
                             evaluations=int(evaluated.sum())),
         )
 
     def _collect(
         self, xs: np.ndarray, ys: np.ndarray, dirs: list[Direction], adaptive: bool, tol: float
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        shape = (len(ys), len(xs))
-        vals = {m: np.full(shape, np.nan) for m in self.metric_names}
-        evaluated = np.zeros(shape, dtype=bool)
-        for tile in self._stream(xs, ys, dirs, adaptive=adaptive, tol=tol, tile_size=None):
-            for m in vals:
-                vals[m][tile.rows, tile.cols] = tile.values[m]
-            evaluated[tile.rows, tile.cols] = tile.exact
-        return vals, evaluated
+        tiles = self._stream(xs, ys, dirs, adaptive=adaptive, tol=tol, tile_size=None)
+        return collect(tiles, self.metric_names, (len(ys), len(xs)))
 
 
 def progressive(
@@ -358,7 +352,7 @@ def progressive(
         else:
             from scipy.ndimage import maximum_filter
 
-            stride = _stride_of(shape, level - 1)
+            stride = max(grid_strides(shape)[level - 1])
             est = maximum_filter(err, size=2 * stride + 1, mode="nearest")[rows, cols]
             finite = values[0][evaluated]
             finite = finite[np.isfinite(finite)]
@@ -378,6 +372,20 @@ def progressive(
                        False, known / total)
 
 
+def collect(
+    tiles: Iterable[Tile], names: Sequence[str], shape: tuple[int, int]
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Assemble tiles into one array per metric (NaN where no tile came) and the mask of
+    points that were evaluated rather than interpolated."""
+    vals = {m: np.full(shape, np.nan) for m in names}
+    evaluated = np.zeros(shape, dtype=bool)
+    for tile in tiles:
+        for m in names:
+            vals[m][tile.rows, tile.cols] = tile.values[m]
+        evaluated[tile.rows, tile.cols] = tile.exact
+    return vals, evaluated
+
+
 def _coeffs(
     xs: np.ndarray, ys: np.ndarray, k: int, rows: np.ndarray, cols: np.ndarray
 ) -> np.ndarray:
@@ -385,13 +393,3 @@ def _coeffs(
         return xs[cols][:, None]
     return np.stack([xs[cols], ys[rows]], axis=1)
 
-
-def _stride_of(shape: tuple[int, int], level: int) -> int:
-    """The larger of the two axes' strides at `level` (levels are aligned at the fine end)."""
-    out = 1
-    for n in shape:
-        s = level_strides(n)
-        levels = max(len(level_strides(shape[0])), len(level_strides(shape[1])))
-        s = [s[0]] * (levels - len(s)) + s
-        out = max(out, s[level])
-    return out

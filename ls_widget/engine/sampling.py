@@ -118,18 +118,25 @@ class Tile:
         return len(self.cols)
 
 
+def grid_strides(shape: tuple[int, int]) -> list[tuple[int, int]]:
+    """(row stride, column stride) of each level of a (ny, nx) grid, coarse to fine.
+
+    The axis with fewer levels repeats its coarsest stride, so both reach 1 on the last level.
+    """
+    sy, sx = level_strides(shape[0]), level_strides(shape[1])
+    levels = max(len(sy), len(sx))
+    sy = [sy[0]] * (levels - len(sy)) + sy
+    sx = [sx[0]] * (levels - len(sx)) + sx
+    return list(zip(sy, sx, strict=True))
+
+
 def progressive_order(shape: tuple[int, int]) -> list[tuple[int, np.ndarray, np.ndarray]]:
     """(level, rows, cols) of the points each level adds, nearest the centre first."""
     ny, nx = shape
-    strides_x, strides_y = level_strides(nx), level_strides(ny)
-    levels = max(len(strides_x), len(strides_y))
-    # Pad the shorter list at its coarse end so both axes reach stride 1 on the last level.
-    sx = [strides_x[0]] * (levels - len(strides_x)) + strides_x
-    sy = [strides_y[0]] * (levels - len(strides_y)) + strides_y
     seen = np.zeros((ny, nx), dtype=bool)
     out = []
     cy, cx = ny // 2, nx // 2
-    for level, (a, b) in enumerate(zip(sy, sx, strict=True)):
+    for level, (a, b) in enumerate(grid_strides(shape)):
         mask = np.zeros_like(seen)
         mask[np.ix_(level_indices(ny, a), level_indices(nx, b))] = True
         mask &= ~seen
@@ -150,12 +157,8 @@ def chunks(
 
 def level_grid(shape: tuple[int, int], level: int) -> tuple[np.ndarray, np.ndarray]:
     """Row and column indices of the rectilinear subgrid known after `level`."""
-    ny, nx = shape
-    sx, sy = level_strides(nx), level_strides(ny)
-    levels = max(len(sx), len(sy))
-    sx = [sx[0]] * (levels - len(sx)) + sx
-    sy = [sy[0]] * (levels - len(sy)) + sy
-    return level_indices(ny, sy[level]), level_indices(nx, sx[level])
+    sy, sx = grid_strides(shape)[level]
+    return level_indices(shape[0], sy), level_indices(shape[1], sx)
 
 
 def interpolate(
