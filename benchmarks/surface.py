@@ -1,12 +1,16 @@
 """Loss-surface throughput: ours vs the naive per-point loop vs `loss_landscapes`, side by side.
 
-Run: ``make bench`` or ``.venv/bin/python benchmarks/surface.py [--repeats 3]``.
+Run: ``make bench`` or ``.venv/bin/python benchmarks/surface.py [--repeats 5]``.
 
 For the digits MLP (64-128-128-10) and a small CNN with BatchNorm, on all 1,797 digits and a
 41×41 filter-normalized random plane, it prints points/s of each method (median of the
 repeats, all measured in this one run, interleaved), the ratio to the naive loop, the share of
 this machine's fp32 matmul throughput (counting the FLOPs the naive loop does per point), and
 for adaptive refinement the evaluations, time and max error against the dense grid.
+
+The matmul throughput (the best of four shapes, see common.matmul_peak) is measured before
+every repeat, and each run's share is taken against its own neighbour before the median: on
+a shared VM both drift by ±20 % within minutes, together.
 
 The naive loop and `loss_landscapes` run in a fresh child process each repeat, with glibc's
 default heap behaviour, as a user's loop would: ls-widget's heap setting (heap.py) is
@@ -88,7 +92,7 @@ def run_child(job: dict) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def bench(name: str, model: torch.nn.Module, X, y, args: argparse.Namespace, peak: float) -> dict:
+def bench(name: str, model: torch.nn.Module, X, y, args: argparse.Namespace) -> dict:
     n = args.n
     xs = axis((-1.0, 1.0), n)
     grid = np.stack(np.meshgrid(xs, xs), axis=-1).reshape(-1, 2)  # (α, β) pairs
@@ -102,7 +106,7 @@ def bench(name: str, model: torch.nn.Module, X, y, args: argparse.Namespace, pea
     d2 = lw.directions.random(model, seed=1)
     t_build, land = timed(lambda: lw.Landscape(model, (X, y)))
     res: dict[str, list[float]] = {
-        "naive": [], "peer": [], "ours": [], "naive_kept_heap": [], "adaptive": []
+        "naive": [], "peer": [], "ours": [], "naive_kept_heap": [], "adaptive": [], "peak": []
     }
     dense = adaptive = None
     naive_vals = None
@@ -114,6 +118,9 @@ def bench(name: str, model: torch.nn.Module, X, y, args: argparse.Namespace, pea
         naive_vals = np.asarray(child["naive_vals"])
         if "peer" in child:
             res["peer"].append(child["peer"])
+        # The machine's matmul throughput drifts by ±20 % over minutes on a shared VM: measure
+        # it next to each run, and compare each run with its own neighbour.
+        res["peak"].append(matmul_peak(seconds=0.25))
         land._bound.clear()  # each repeat binds anew (the plan stays cached, as in real use)
         t, dense = timed(lambda: land.plane(d1, d2, span=1, n=n))
         res["ours"].append(n * n / t)
@@ -130,6 +137,11 @@ def bench(name: str, model: torch.nn.Module, X, y, args: argparse.Namespace, pea
     vrange = float(np.ptp(z[np.isfinite(z)]))
     adapt_err = float(np.nanmax(np.abs(adaptive["loss"] - z))) / vrange
     flops = forward_flops(model, X)
+
+    def share(method: str) -> float:
+        """Median over repeats of points/s × FLOPs per point ÷ that repeat's matmul rate."""
+        pairs = zip(res[method], res["peak"], strict=True)
+        return median([r * flops / 1e9 / p for r, p in pairs])
     naive = median(res["naive"])
     ours = median(res["ours"])
     t_adapt = median(res["adaptive"])
@@ -142,10 +154,13 @@ def bench(name: str, model: torch.nn.Module, X, y, args: argparse.Namespace, pea
         "naive": naive,
         "peer": median(res["peer"]) if res["peer"] else float("nan"),
         "ours": ours,
+        "ours_all": res["ours"],
         "naive_kept_heap": median(res["naive_kept_heap"]),
         "chosen": land.evaluator.chosen,
-        "naive_peak": naive * flops / 1e9 / peak,
-        "ours_peak": ours * flops / 1e9 / peak,
+        "peak": median(res["peak"]),
+        "naive_peak": share("naive"),
+        "ours_peak": share("ours"),
+        "kept_peak": share("naive_kept_heap"),
         "err_vs_naive": err_vs_naive,
         "adapt_evals": int(adaptive.evaluated.sum()),
         "adapt_s": t_adapt,
@@ -162,7 +177,7 @@ def main() -> None:
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=41)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--tol", type=float, default=0.01)
     ap.add_argument("--cnn-points", type=int, default=120)
     ap.add_argument("--cnn-peer-steps", type=int, default=11)
@@ -171,22 +186,23 @@ def main() -> None:
     args = ap.parse_args()
 
     torch.manual_seed(0)
-    peak = matmul_peak()
     print(f"# ls-widget surface benchmark — {platform.processor() or platform.machine()}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"# fp32 matmul throughput (best shape's median): {peak:.1f} GFLOP/s")
     print(f"# grid {args.n}×{args.n}, span ±1, filter-normalized random plane, "
           f"{args.repeats} interleaved repeats, medians")
     rows = []
     for name in args.models.split(","):
         X, y = digits(image=(name == "cnn"))
         model = train(mlp() if name == "mlp" else cnn(), X, y)
-        rows.append(bench(name, model, X, y, args, peak))
+        rows.append(bench(name, model, X, y, args))
 
     for r in rows:
         print(f"\n## {r['name']}: {r['params']:,} parameters, "
               f"{r['gflop_per_point']:.3f} GFLOP per point (1,797 samples)")
         print(f"  evaluation chosen: {r['chosen']}")
+        print(f"  fp32 matmul throughput, measured before each repeat (best shape's median): "
+              f"median {r['peak']:.1f} GFLOP/s")
+        print("  ours per repeat, points/s:", [round(v) for v in r["ours_all"]])
         print(f"  Landscape() set-up: {r['build_s'] * 1e3:.0f} ms")
         print(f"  {'method':<28}{'points/s':>10}{'× naive':>10}{'% matmul peak':>15}")
         print(f"  {'naive per-point loop':<28}{r['naive']:>10.1f}{1.0:>10.2f}"
@@ -198,7 +214,7 @@ def main() -> None:
               f"{100 * r['ours_peak']:>14.0f}%")
         hk = r["naive_kept_heap"]
         print(f"  {'naive loop, heap kept':<28}{hk:>10.1f}{hk / r['naive']:>10.2f}"
-              f"{100 * hk * r['gflop_per_point'] / peak:>14.0f}%   (ablation: the naive "
+              f"{100 * r['kept_peak']:>14.0f}%   (ablation: the naive "
               f"loop with ls-widget's heap setting)")
         print(f"  max |ours − naive| on the same points: {r['err_vs_naive']:.2e}")
         print(f"  adaptive (tol {args.tol}): {r['adapt_evals']} of {args.n**2} points evaluated,"

@@ -1,17 +1,20 @@
 """Evaluator: loss and metrics at many points θ₀ + Σₖ cₖ dₖ, fast, on tensors we own.
 
 The user's model is never written to. We evaluate a private copy whose parameters are views
-into one flat work vector per dtype, so moving to a grid point is two fused `add`s whatever
-the number of tensors. Two ways to run the points:
+into one flat work vector per dtype, so moving to a grid point is one fused `add` per dtype
+(θ₀ + Σ_{k≥1} cₖdₖ is kept while a grid row lasts). Two ways to run the points:
 
 - ``loop``: one forward per point. When the first parameterized layer is a Linear or Conv fed
   by the data alone, its output is affine in the perturbation, so f(X; W₀ + Σcₖ Dₖ) =
   f(X; W₀) + Σ cₖ f₀(X; Dₖ) is computed once per direction and combined per point (Li et al.'s
-  first layer costs nothing after that). Checked numerically before it is used.
+  first layer costs nothing after that). The loop also runs the exact speed-ups of
+  speedups.py (flattened Sequentials, in-place ReLUs, padded narrow Linears). Each shortcut is
+  checked numerically against the plain loop before it is used.
 - ``vmap``: `torch.func.functional_call` vectorized over chunks of points (pays on GPUs and for
   small data, where one point does not fill the device).
 
-A short calibration on the first points picks the faster (and channels_last for conv nets).
+Fixed rules pick between them (and channels_last for conv nets on CPUs), never timings, so
+the same inputs give the same numbers on every run.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import copy
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +31,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
+from . import speedups
 from .data import Batch
 from .directions import Direction
 from .heap import keep_heap
@@ -54,7 +58,7 @@ def _as_scalar(value: Tensor, what: str) -> Tensor:
             f"the {what} returned a tensor of shape {tuple(value.shape)}; it must return the "
             f"batch mean as a scalar (e.g. F.cross_entropy(out, y) with reduction='mean')"
         )
-    return value.reshape(())
+    return value if value.dim() == 0 else value.reshape(())
 
 
 class _Injected(nn.Module):
@@ -63,6 +67,9 @@ class _Injected(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.value: Tensor | None = None
+
+    def set(self, value: Tensor) -> None:
+        self.__dict__["value"] = value  # once per point: skip nn.Module.__setattr__ (~10 µs)
 
     def forward(self, *args: object, **kwargs: object) -> Tensor:
         assert self.value is not None
@@ -79,13 +86,35 @@ def _layer_fn(mod: nn.Module) -> Callable[[Tensor, Tensor, Tensor | None], Tenso
 
 @dataclass
 class _Flat:
-    """One dtype's moving tensors laid out in a flat vector (θ₀, directions, work)."""
+    """One dtype's moving tensors laid out in a flat vector (θ₀, directions, work).
+
+    A tensor may be stored with zero rows added (`pad`); its view is then the first rows
+    of the padded block, and `padded(name)` the whole block.
+    """
 
     names: list[str]
     theta: Tensor
     dirs: list[Tensor]
     work: Tensor
+    channels_last: bool
+    slots: dict[str, tuple[int, torch.Size, int | None]]  # name → offset, stored shape, rows
     views: dict[str, Tensor] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.views = self.unflatten(self.work)
+
+    def unflatten(self, vector: Tensor) -> dict[str, Tensor]:
+        """Views of `vector` (laid out like `work`) shaped like the parameters."""
+        out = {}
+        for n in self.names:
+            t, rows = self.padded(n, vector), self.slots[n][2]
+            out[n] = t if rows is None else t[:rows]
+        return out
+
+    def padded(self, name: str, vector: Tensor | None = None) -> Tensor:
+        off, shape, _ = self.slots[name]
+        v = self.work if vector is None else vector
+        return _view(v[off : off + shape.numel()], shape, self.channels_last)
 
     @property
     def matrix(self) -> Tensor:
@@ -94,10 +123,23 @@ class _Flat:
             self.__dict__["_matrix"] = torch.stack(self.dirs)
         return self.__dict__["_matrix"]
 
-    def move(self, coeffs: Sequence[float]) -> None:
-        torch.add(self.theta, self.dirs[0], alpha=float(coeffs[0]), out=self.work)
-        for c, d in zip(coeffs[1:], self.dirs[1:], strict=True):
-            self.work.add_(d, alpha=float(c))
+    def move(self, coeffs: Sequence[float], new_row: bool = True) -> None:
+        """work ← (θ₀ + Σ_{k≥1} cₖdₖ) + c₀d₀, the bracket kept while a grid row lasts.
+
+        Always this order, so a point's value never depends on the points before it.
+        """
+        if len(self.dirs) == 1:
+            torch.add(self.theta, self.dirs[0], alpha=float(coeffs[0]), out=self.work)
+            return
+        row = self.__dict__.get("_row")
+        if row is None:
+            row = self.__dict__["_row"] = torch.empty_like(self.theta)
+            new_row = True
+        if new_row:
+            torch.add(self.theta, self.dirs[1], alpha=float(coeffs[1]), out=row)
+            for c, d in zip(coeffs[2:], self.dirs[2:], strict=True):
+                row.add_(d, alpha=float(c))
+        torch.add(row, self.dirs[0], alpha=float(coeffs[0]), out=self.work)
 
 
 def _layout(t: Tensor, channels_last: bool) -> Tensor:
@@ -114,30 +156,43 @@ def _view(flat: Tensor, shape: torch.Size, channels_last: bool) -> Tensor:
     return flat.view(shape)
 
 
+def _pad_rows(t: Tensor, rows: int) -> Tensor:
+    if t.dim() == 0 or rows <= t.shape[0]:
+        return t
+    return torch.cat([t, t.new_zeros((rows - t.shape[0], *t.shape[1:]))])
+
+
 def _build_flats(
     base: Mapping[str, Tensor],
     dirs: Sequence[Mapping[str, Tensor]],
     names: Sequence[str],
     channels_last: bool,
+    pad: Mapping[str, int] | None = None,
 ) -> list[_Flat]:
+    """Flat vectors per dtype; tensors named in `pad` are stored with that many rows."""
+    pad = pad or {}
     by_dtype: dict[torch.dtype, list[str]] = {}
     for n in names:
         by_dtype.setdefault(base[n].dtype, []).append(n)
+
+    def flat(t: Tensor, n: str) -> Tensor:
+        return _layout(_pad_rows(t.to(base[n].dtype), pad.get(n, 0)), channels_last)
+
     flats = []
     for group in by_dtype.values():
-        theta = torch.cat([_layout(base[n], channels_last) for n in group])
-        dflat = [
-            torch.cat([_layout(d[n].to(base[n].dtype), channels_last) for n in group])
-            for d in dirs
-        ]
-        work = theta.clone()
-        flat = _Flat(list(group), theta, dflat, work)
+        theta = torch.cat([flat(base[n], n) for n in group])
+        dflat = [torch.cat([flat(d[n], n) for n in group]) for d in dirs]
+        slots: dict[str, tuple[int, torch.Size, int | None]] = {}
         off = 0
         for n in group:
-            k = base[n].numel()
-            flat.views[n] = _view(work[off : off + k], base[n].shape, channels_last)
-            off += k
-        flats.append(flat)
+            shape = base[n].shape
+            rows = pad.get(n, 0)
+            if shape and rows > shape[0]:
+                slots[n] = (off, torch.Size((rows, *shape[1:])), shape[0])
+            else:
+                slots[n] = (off, shape, None)
+            off += slots[n][1].numel()
+        flats.append(_Flat(list(group), theta, dflat, theta.clone(), channels_last, slots))
     return flats
 
 
@@ -185,6 +240,14 @@ class Evaluator:
         )
         self._copy = self._private_copy(model)
         self._first: tuple[str, nn.Module] | None = self._find_first_layer()
+        # Narrow Linears the loop computes padded (speedups.py): CPU float32 only, where
+        # MKL's small-N sgemm is slow.
+        self._narrow: list[tuple[nn.Module, str, str | None]] = []
+        if self.device.type == "cpu":
+            for qual, mod in speedups.narrow_linears(self._copy):
+                wn, bn = f"{qual}.weight", f"{qual}.bias"
+                if wn in self._alias_p and space.theta0[wn].dtype == torch.float32:
+                    self._narrow.append((mod, wn, bn if mod.bias is not None else None))
         self.lock = threading.RLock()  # one private copy: bindings take turns on it
         self.keep_heap = True  # see heap.py: large CPU buffers stay in the heap (glibc)
         self._active: BoundEvaluator | None = None
@@ -294,10 +357,11 @@ class Evaluator:
         return module(*batch.x)
 
     def _score(self, out: Tensor, batch: Batch) -> list[Tensor]:
+        """The loss and metrics of one batch as 0-d tensors on the model's device."""
         vals = [_as_scalar(self.loss_fn(out, batch.y), "loss")]
         for name, fn in self.metrics.items():
             vals.append(_as_scalar(fn(out, batch.y), f"metric {name!r}"))
-        return vals
+        return [v if v.device == self.device else v.to(self.device) for v in vals]
 
     def bind(self, directions: Sequence[Direction]) -> BoundEvaluator:
         """Prepare evaluation at θ₀ + Σ cₖ dₖ for these directions."""
@@ -336,6 +400,7 @@ class BoundEvaluator:
         self._inject: dict | None = None
         self._mode = "loop"
         self._vmap_chunk = 1
+        self._fast = False  # the loop's speed-ups (speedups.py), on once verified
         self._layout(channels_last=False)
         self._calibrate()
 
@@ -344,7 +409,8 @@ class BoundEvaluator:
         space = self.ev.space
         self.channels_last = channels_last
         dirs = [dict(d) for d in self.directions]
-        self._flats = _build_flats(space.theta0, dirs, self.moving, channels_last)
+        pad = {n: speedups.PAD_TO for _, *names in self.ev._narrow for n in names if n}
+        self._flats = _build_flats(space.theta0, dirs, self.moving, channels_last, pad)
         bdirs = [
             {n: d.buffers.get(n, torch.zeros_like(space.buffers0[n])) for n in self.buffer_names}
             for d in self.directions
@@ -357,6 +423,16 @@ class BoundEvaluator:
                 if channels_last and base.dim() == 4:
                     base = base.contiguous(memory_format=torch.channels_last)
                 self._static[n] = base
+
+        def padded(n: str) -> Tensor:
+            for f in self._flats:
+                if n in f.slots:
+                    return f.padded(n)
+            return _pad_rows(space.theta0[n], pad[n])
+
+        self._padded = {
+            mod: (padded(wn), padded(bn) if bn else None) for mod, wn, bn in self.ev._narrow
+        }
         self._batches = [self._to_layout(b, channels_last) for b in self.ev.batches]
         self._attach()
 
@@ -407,11 +483,12 @@ class BoundEvaluator:
                 ]
                 for d in self.directions
             ]
-        if sum(t.numel() * t.element_size() for t in y0) * (self.k + 2) > ev.memory_budget:
+        if sum(t.numel() * t.element_size() for t in y0) * (self.k + 3) > ev.memory_budget:
             return False
         self._inject = {
             "name": name, "module": mod, "y0": y0, "ys": ys, "stand_in": _Injected(),
-            "buf": [torch.empty_like(t) for t in y0], "active": False,
+            "buf": [torch.empty_like(t) for t in y0], "row": [torch.empty_like(t) for t in y0],
+            "active": False,
         }
         return True
 
@@ -446,33 +523,56 @@ class BoundEvaluator:
         ev._active = self
 
     # ----------------------------------------------------------------- running points
-    def _move(self, c: Sequence[float]) -> None:
+    def _move(self, c: Sequence[float], new_row: bool = True) -> None:
         for f in self._flats:
-            f.move(c)
+            f.move(c, new_row)
         for f in self._buf_flats:
-            f.move(c)
+            f.move(c, new_row)
 
     def _loop(self, coeffs: np.ndarray) -> np.ndarray:
         ev = self.ev
         P = coeffs.shape[0]
-        acc = torch.zeros((P, len(ev.names)), dtype=torch.float64, device=ev.device)
         inj = self._inject if self._inject and self._inject.get("active") else None
-        injected = inj["stand_in"] if inj is not None else None
-        with torch.no_grad():
-            for p in range(P):
-                c = coeffs[p].tolist()
-                self._move(c)
+        # Grid rows first: θ₀ + Σ_{k≥1} cₖdₖ (and the first layer's y₀ + Σ_{k≥1} cₖyₖ) are
+        # then shared by the points of a row, each point adding only its c₀ term. Every point
+        # is combined in this same order, so the order changes no value.
+        order = np.lexsort((coeffs[:, 0], *coeffs[:, :0:-1].T)) if self.k > 1 else np.arange(P)
+        last_rest: list[float] | None = None
+        steps = speedups.flatten(ev._copy, self._padded, (_Injected,)) if self._fast else None
+        if steps is not None:
+            def forward(batch: Batch) -> Tensor:
+                return speedups.run(steps, *batch.x)
+            context = nullcontext()
+        else:
+            def forward(batch: Batch) -> Tensor:
+                return ev._forward(ev._copy, batch)
+            context = speedups.padded_forwards(self._padded if self._fast else {})
+        # Scores stay 0-d tensors until the end: one stack for the whole call rather than a
+        # few small ops per point (and no device sync per point on GPUs).
+        scores: list[Tensor] = []
+        with torch.no_grad(), context:
+            for c in coeffs[order].tolist():
+                new_row = c[1:] != last_rest
+                self._move(c, new_row)
                 for bi, batch in enumerate(self._batches):
-                    if injected is not None:
+                    if inj is not None:
+                        if self.k > 1 and new_row:
+                            row = inj["row"][bi]
+                            torch.add(inj["y0"][bi], inj["ys"][1][bi], alpha=c[1], out=row)
+                            for k in range(2, self.k):
+                                row.add_(inj["ys"][k][bi], alpha=c[k])
+                        base = inj["row"][bi] if self.k > 1 else inj["y0"][bi]
                         buf = inj["buf"][bi]
-                        torch.add(inj["y0"][bi], inj["ys"][0][bi], alpha=c[0], out=buf)
-                        for k in range(1, self.k):
-                            buf.add_(inj["ys"][k][bi], alpha=c[k])
-                        injected.value = buf
-                    out = ev._forward(ev._copy, batch)
-                    vals = ev._score(out, batch)
-                    acc[p] += torch.stack([v.to(torch.float64) for v in vals]) * batch.n
-        return (acc / ev.n_samples).cpu().numpy()
+                        torch.add(base, inj["ys"][0][bi], alpha=c[0], out=buf)
+                        inj["stand_in"].set(buf)
+                    scores += ev._score(forward(batch), batch)
+                last_rest = c[1:]
+            per_batch = torch.stack(scores).to(torch.float64)
+        weights = torch.tensor([b.n for b in self._batches], dtype=torch.float64)
+        per_batch = per_batch.cpu().reshape(P, len(self._batches), len(ev.names))
+        out = np.empty((P, len(ev.names)))
+        out[order] = ((per_batch * weights[:, None]).sum(dim=1) / ev.n_samples).numpy()
+        return out
 
     def _vmapped(self, coeffs: np.ndarray) -> np.ndarray:
         ev = self.ev
@@ -488,19 +588,10 @@ class BoundEvaluator:
         def point(flat_p: list[Tensor], flat_b: list[Tensor], batch: Batch) -> Tensor:
             params = dict(static_p)
             for f, v in zip(self._flats, flat_p, strict=True):
-                off = 0
-                for n in f.names:
-                    k = ev.space.theta0[n].numel()
-                    params[n] = _view(v[off : off + k], ev.space.theta0[n].shape,
-                                      self.channels_last)
-                    off += k
+                params.update(f.unflatten(v))
             bufs = dict(static_b)
             for f, v in zip(self._buf_flats, flat_b, strict=True):
-                off = 0
-                for n in f.names:
-                    k = ev.space.buffers0[n].numel()
-                    bufs[n] = v[off : off + k].view(ev.space.buffers0[n].shape)
-                    off += k
+                bufs.update(f.unflatten(v))
             out = functional_call(self._plain, (params, bufs), batch.x)
             return torch.stack([v.to(torch.float64) for v in ev._score(out, batch)])
 
@@ -556,19 +647,44 @@ class BoundEvaluator:
         by_time = int(0.25 / max(t_loop, 1e-6))
         return int(max(1, min(256, by_mem, max(by_time, 8))))
 
-    def _check_injection(self, probe: np.ndarray) -> bool:
+    def _verify(self, probe: np.ndarray) -> dict[str, object]:
+        """Check the loop's shortcuts (precomputed first layer, speed-ups) against the plain
+        loop on a few points; drop whichever disagrees. Returns what was kept, for `chosen`."""
+
+        def agree(ref: np.ndarray, got: np.ndarray) -> bool:
+            finite = np.isfinite(ref) & np.isfinite(got)
+            return bool(np.all(np.isfinite(ref) == np.isfinite(got))) and np.allclose(
+                got[finite], ref[finite], rtol=1e-4, atol=1e-5
+            )
+
+        inject = self._inject is not None
+        found = {
+            "flattened": speedups.flatten(self.ev._copy, {}) is not None,
+            "padded_linears": len(self._padded),
+        }
+        verdict: dict[str, object] = {}
+        if not inject and not any(found.values()):
+            return verdict
         self._set_injected(False)
+        self._fast = False
         ref = self._loop(probe)
-        self._set_injected(True)
-        got = self._loop(probe)
-        finite = np.isfinite(ref) & np.isfinite(got)
-        ok = bool(np.all(np.isfinite(ref) == np.isfinite(got))) and np.allclose(
-            got[finite], ref[finite], rtol=1e-4, atol=1e-5
-        )
-        if not ok:
+        for fast in (True, False):  # a failure with both on: try the first layer alone
+            self._fast = fast
+            self._set_injected(inject)
+            if agree(ref, self._loop(probe)):
+                break
+        else:
+            self._fast = False
             self._set_injected(False)
             self._inject = None
-        return ok
+        if inject:
+            verdict["first_layer"] = (
+                "precomputed" if self._inject is not None
+                else "rejected (numerical check failed)"
+            )
+        if self._fast:
+            verdict.update(found)
+        return verdict
 
     def _calibrate(self) -> None:
         """Pick the fastest correct way to run points; record it in `ev.chosen`."""
@@ -589,12 +705,9 @@ class BoundEvaluator:
             # oneDNN's NHWC convolutions beat NCHW on CPUs; the first layer then runs as is.
             self._layout(channels_last=True)
             ev.chosen["memory_format"] = "channels_last"
-        elif self._prepare_injection():
-            self._set_injected(True)
-            ok = self._check_injection(probe)
-            ev.chosen["first_layer"] = (
-                "precomputed" if ok else "rejected (numerical check failed)"
-            )
+        else:
+            self._prepare_injection()
+        ev.chosen.update(self._verify(probe))
         # vmap pays where one point does not fill the device (GPUs, or little data); with
         # enough data each point is already one large matmul on a CPU and the loop wins.
         small = ev.n_samples <= _VMAP_SMALL_DATA
@@ -623,6 +736,7 @@ class BoundEvaluator:
         ev._plans[key] = {
             "channels_last": self.channels_last,
             "inject": bool(self._inject and self._inject.get("active")),
+            "fast": self._fast,
             "mode": self._mode,
             "vmap_chunk": self._vmap_chunk,
         }
@@ -634,5 +748,6 @@ class BoundEvaluator:
             self._layout(channels_last=True)
         if plan["inject"] and self._prepare_injection():
             self._set_injected(True)
+        self._fast = plan["fast"]
         self._mode = plan["mode"]
         self._vmap_chunk = plan["vmap_chunk"]

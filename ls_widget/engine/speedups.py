@@ -1,0 +1,127 @@
+"""Exact speed-ups for the per-point loop on our private copy of the model.
+
+On the digits MLP a point costs ~0.6 ms, of which one 1797×128×128 matmul is ~0.35 ms; the
+rest is small ops, where Python and dispatch overheads show. Three fixed rules (no timings,
+so results never depend on machine load), each leaving every value the same to float
+rounding, and each used only inside the loop — `functional_call` users of the copy (vmap,
+Hessian-vector products) see the model exactly as written:
+
+- A plain ``nn.Sequential`` runs as a flat list of functional steps bound to the current
+  tensors: no per-module ``__call__`` machinery (~5 µs a module).
+- ReLUs run in place where their input is a tensor nobody else holds (the fresh output of a
+  Linear, Conv or BatchNorm before them), saving an allocation and a pass over memory.
+- Narrow Linear layers are padded. On CPUs, MKL's sgemm for 9–15 output features (a
+  classifier's last layer) runs at a third of the speed of 16; the evaluator lays such a
+  layer's weights out with zero rows up to 16 (`PAD_TO`), and the loop computes all 16 outputs
+  and slices (1.6× faster for the MLP's 128→10 layer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+
+import torch
+from torch import Tensor, nn
+
+PAD_TO = 16
+_NARROW = range(9, PAD_TO)
+_SKIP = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
+
+Step = Callable[[Tensor], Tensor]
+Padded = Mapping[nn.Module, tuple[Tensor, Tensor | None]]  # module → (16-row weight, bias)
+
+
+def _plain(mod: nn.Module, cls: type[nn.Module]) -> bool:
+    """`mod` is exactly a `cls`, runs `cls.forward` and has no hooks."""
+    return (
+        type(mod) is cls
+        and "forward" not in mod.__dict__
+        and not mod._forward_hooks
+        and not mod._forward_pre_hooks
+    )
+
+
+def narrow_linears(root: nn.Module) -> list[tuple[str, nn.Linear]]:
+    """(qualified name, module) of plain Linear layers with 9–15 outputs."""
+    return [
+        (name, mod) for name, mod in root.named_modules()
+        if _plain(mod, nn.Linear) and mod.out_features in _NARROW
+    ]
+
+
+def _leaves(seq: nn.Sequential) -> Iterator[nn.Module]:
+    for mod in seq:
+        if _plain(mod, nn.Sequential):
+            yield from _leaves(mod)
+        else:
+            yield mod
+
+
+def _padded_step(w: Tensor, b: Tensor | None, n: int) -> Step:
+    return lambda x: nn.functional.linear(x, w, b)[..., :n]
+
+
+def _step(mod: nn.Module, padded: Padded) -> tuple[Step, bool] | None:
+    """A functional step equal to `mod(x)`, and whether its output is a new tensor that
+    only the next step sees (None: skip the module, the identity in eval mode)."""
+    hooked = bool(mod._forward_hooks or mod._forward_pre_hooks)
+    if isinstance(mod, _SKIP) and not hooked:
+        return None
+    if _plain(mod, nn.Linear):
+        if mod in padded:
+            return _padded_step(*padded[mod], mod.out_features), True
+        w, b = mod.weight, mod.bias
+        return (lambda x: nn.functional.linear(x, w, b)), True
+    if any(_plain(mod, c) for c in (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        w, b, conv = mod.weight, mod.bias, mod._conv_forward  # type: ignore[union-attr]
+        return (lambda x: conv(x, w, b)), True
+    if (
+        any(_plain(mod, c) for c in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d))
+        and not mod.training
+        and mod.running_mean is not None  # else eval BN normalizes with batch statistics
+    ):
+        args = (mod.running_mean, mod.running_var, mod.weight, mod.bias, False, 0.0, mod.eps)
+        return (lambda x: nn.functional.batch_norm(x, *args)), True  # type: ignore[arg-type]
+    # Any other module as written (minus the __call__ machinery when it has no hooks).
+    return (mod if hooked else mod.forward), False
+
+
+def flatten(root: nn.Module, padded: Padded, owned: tuple[type, ...] = ()) -> list[Step] | None:
+    """`root` as a list of steps if it is a plain Sequential (else None).
+
+    Tensors are bound now: rebuild after the copy's parameters are re-pointed. Modules of
+    the `owned` types return buffers of ours (may be overwritten in place).
+    """
+    if not _plain(root, nn.Sequential):
+        return None
+    steps: list[Step] = []
+    fresh = False  # the running value is a tensor only we hold
+    for mod in _leaves(root):
+        if _plain(mod, nn.ReLU):
+            steps.append(torch.relu_ if fresh else torch.relu)
+            fresh = True
+            continue
+        made = _step(mod, padded)
+        if made is not None:
+            steps.append(made[0])
+            fresh = made[1] or (isinstance(mod, owned) and not mod._forward_hooks)
+    return steps
+
+
+def run(steps: list[Step], x: Tensor) -> Tensor:
+    for step in steps:
+        x = step(x)
+    return x
+
+
+@contextmanager
+def padded_forwards(padded: Padded) -> Iterator[None]:
+    """For models that do not flatten: narrow Linears compute padded while inside."""
+    for mod, (w, b) in padded.items():
+        mod.forward = _padded_step(w, b, mod.out_features)  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        for mod in padded:
+            del mod.forward
