@@ -168,3 +168,26 @@ def test_point_values_do_not_depend_on_order_or_company(trained_mlp, digits_smal
     np.testing.assert_array_equal(shuffled, together[perm])
     alone = np.concatenate([bound.evaluate(p[None]) for p in pts[::3]])
     np.testing.assert_array_equal(alone, together[::3])
+
+
+@pytest.mark.parametrize(("channels", "kernel", "precomputed"), [(3, 3, True), (1, 3, False)])
+def test_conv_first_layer_precomputed_where_it_pays(channels, kernel, precomputed):
+    """A conv stem with fan-in ≥ 16 (3×3×3 = 27) is precomputed, also in channels_last; a
+    1-channel 3×3 (fan-in 9) runs as is. Both match the naive reference."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(channels, 8, kernel, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.Flatten(), nn.Linear(8 * 6 * 6, 10),
+    ).eval()
+    X = torch.randn(40, channels, 6, 6)
+    y = torch.randint(0, 10, (40,))
+    d1 = lw.directions.random(model, seed=0)
+    d2 = lw.directions.random(model, seed=1)
+    land = lw.Landscape(model, (X, y), strategy="loop")
+    surf = land.plane(d1, d2, span=1, n=3)
+    chosen = land.evaluator.chosen
+    assert chosen["memory_format"] == "channels_last"
+    assert (chosen.get("first_layer") == "precomputed") == precomputed
+    coeffs = [(float(a), float(b)) for b in surf.y for a in surf.x]
+    ref = naive_eval(model, (X, y), F.cross_entropy, [d1, d2], coeffs)
+    np.testing.assert_allclose(surf["loss"].reshape(-1), ref["loss"], rtol=1e-5, atol=1e-6)
