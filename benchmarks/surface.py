@@ -142,6 +142,7 @@ def bench(name: str, model: torch.nn.Module, X, y, args: argparse.Namespace) -> 
         """Median over repeats of points/s × FLOPs per point ÷ that repeat's matmul rate."""
         pairs = zip(res[method], res["peak"], strict=True)
         return median([r * flops / 1e9 / p for r, p in pairs])
+
     naive = median(res["naive"])
     ours = median(res["ours"])
     t_adapt = median(res["adaptive"])

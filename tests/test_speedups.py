@@ -12,6 +12,7 @@ from helpers import lw, mlp, naive_eval
 from torch import nn
 
 from ls_widget.engine import speedups
+from ls_widget.engine.evaluate import _pad_rows
 
 
 class Scale(nn.Module):
@@ -55,7 +56,7 @@ def test_flattened_sequential_equals_the_module(name):
                 m.running_var.uniform_(0.5, 2.0)
     x = torch.randn(50, 64)
     padded = {
-        m: (speedups_pad(m.weight), speedups_pad(m.bias))
+        m: (_pad_rows(m.weight, speedups.PAD_TO), _pad_rows(m.bias, speedups.PAD_TO))
         for _, m in speedups.narrow_linears(model)
     }
     steps = speedups.flatten(model, padded)
@@ -67,10 +68,6 @@ def test_flattened_sequential_equals_the_module(name):
     assert torch.equal(x, x_before), "the input was overwritten"
     assert got.shape == want.shape
     torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
-
-
-def speedups_pad(t: torch.Tensor) -> torch.Tensor:
-    return torch.cat([t, t.new_zeros((speedups.PAD_TO - t.shape[0], *t.shape[1:]))])
 
 
 def test_narrow_linears_are_9_to_15_outputs():

@@ -111,7 +111,8 @@ class _Flat:
     work: Tensor
     channels_last: bool
     slots: dict[str, tuple[int, torch.Size, int | None]]  # name → offset, stored shape, rows
-    views: dict[str, Tensor] = field(default_factory=dict)
+    views: dict[str, Tensor] = field(init=False)  # the parameters' views of `work`
+    row: Tensor | None = field(default=None, init=False)  # θ₀ + Σ_{k≥1} cₖdₖ (see `move`)
 
     def __post_init__(self) -> None:
         self.views = self.unflatten(self.work)
@@ -144,9 +145,9 @@ class _Flat:
         if len(self.dirs) == 1:
             torch.add(self.theta, self.dirs[0], alpha=float(coeffs[0]), out=self.work)
             return
-        row = self.__dict__.get("_row")
+        row = self.row
         if row is None:
-            row = self.__dict__["_row"] = torch.empty_like(self.theta)
+            row = self.row = torch.empty_like(self.theta)
             new_row = True
         if new_row:
             torch.add(self.theta, self.dirs[1], alpha=float(coeffs[1]), out=row)
@@ -258,9 +259,11 @@ class Evaluator:
         self._narrow: list[tuple[nn.Module, str, str | None]] = []
         if self.device.type == "cpu":
             for qual, mod in speedups.narrow_linears(self._copy):
-                wn, bn = f"{qual}.weight", f"{qual}.bias"
-                if wn in self._alias_p and space.theta0[wn].dtype == torch.float32:
-                    self._narrow.append((mod, wn, bn if mod.bias is not None else None))
+                wn = f"{qual}.weight"
+                bn = f"{qual}.bias" if mod.bias is not None else None
+                canonical = wn in self._alias_p and (bn is None or bn in self._alias_p)
+                if canonical and space.theta0[wn].dtype == torch.float32:
+                    self._narrow.append((mod, wn, bn))
         self.lock = threading.RLock()  # one private copy: bindings take turns on it
         self.keep_heap = True  # see heap.py: large CPU buffers stay in the heap (glibc)
         self._active: BoundEvaluator | None = None
