@@ -1,5 +1,6 @@
 // 256-entry colour tables from d3-scale-chromatic and the value → colour scale.
 
+import { rgb } from "d3-color";
 import {
   interpolateCividis,
   interpolateInferno,
@@ -21,22 +22,19 @@ export const COLORMAPS: Record<string, (t: number) => string> = {
 export const DEFAULT_COLORMAP = "viridis";
 export const TABLE_SIZE = 256;
 
-/** Colour of NaN / ±Inf points (divergent regions): light grey, outside every table above. */
-export const NONFINITE_RGBA: readonly [number, number, number, number] = [208, 208, 208, 255];
-export const NONFINITE_CSS = "#d0d0d0";
-/** Hatching drawn over the non-finite colour, so "no value" reads as such in print too. */
-export const NONFINITE_HATCH_RGBA: readonly [number, number, number, number] = [176, 176, 176, 255];
-
-/** [r, g, b] of a CSS colour as d3-scale-chromatic writes them: "#rrggbb" or "rgb(r, g, b)". */
-export function parseColor(css: string): [number, number, number] {
-  const s = css.trim();
-  if (s.startsWith("#") && s.length === 7) {
-    return [parseInt(s.slice(1, 3), 16), parseInt(s.slice(3, 5), 16), parseInt(s.slice(5, 7), 16)];
-  }
-  const m = /^rgba?\(\s*([\d.]+)\s*,\s*([\d.]+)\s*,\s*([\d.]+)/.exec(s);
-  if (m) return [Math.round(+m[1]), Math.round(+m[2]), Math.round(+m[3])];
-  throw new Error(`cannot parse colour ${css}`);
+/** [r, g, b, a] (0..255) of a CSS colour, as d3-color reads it (hex, rgb(), hsl(), names...). */
+export function rgba(css: string): readonly [number, number, number, number] {
+  const c = rgb(css);
+  if (!c.displayable()) throw new Error(`cannot parse colour ${css}`);
+  return [Math.round(c.r), Math.round(c.g), Math.round(c.b), Math.round(c.opacity * 255)];
 }
+
+/** Colour of NaN / ±Inf points (divergent regions): light grey, outside every table above. */
+export const NONFINITE_CSS = "#d0d0d0";
+export const NONFINITE_RGBA = rgba(NONFINITE_CSS);
+/** Hatching drawn over the non-finite colour, so "no value" reads as such in print too. */
+export const NONFINITE_HATCH_CSS = "#b0b0b0";
+export const NONFINITE_HATCH_RGBA = rgba(NONFINITE_HATCH_CSS);
 
 const tables = new Map<string, Uint8ClampedArray>();
 
@@ -61,8 +59,7 @@ export function colorTable(name: string | null | undefined): Uint8ClampedArray {
     table = new Uint8ClampedArray(TABLE_SIZE * 4);
     for (let k = 0; k < TABLE_SIZE; k++) {
       const t = k / (TABLE_SIZE - 1);
-      const [r, g, b] = parseColor(interp(reversed ? 1 - t : t));
-      table.set([r, g, b, 255], 4 * k);
+      table.set(rgba(interp(reversed ? 1 - t : t)), 4 * k);
     }
     tables.set(key, table);
   }
@@ -72,6 +69,10 @@ export function colorTable(name: string | null | undefined): Uint8ClampedArray {
 /**
  * Maps values to [0, 1] over [min, max], linearly or logarithmically. With log, values ≤ 0 are
  * clamped to the bottom. Non-finite values map to NaN.
+ *
+ * Written out rather than a d3-scale `scaleLinear` / `scaleLog` (same mapping, clamped, 0.5 for
+ * a degenerate domain): `index` runs once per pixel in `rasterize`, where the d3 scale measured
+ * about 2× slower (960 × 800 px: ~60 ms instead of ~30 ms per redraw).
  */
 export class ColorScale {
   readonly min: number;
@@ -140,11 +141,9 @@ export function rgbaOf(v: number, scale: ColorScale, table: Uint8ClampedArray, o
   }
 }
 
-/** CSS colour of v (for legends and readouts). */
-export function cssOf(v: number, scale: ColorScale, table: Uint8ClampedArray): string {
-  const k = scale.index(v);
-  if (k < 0) return NONFINITE_CSS;
-  return `rgb(${table[4 * k]}, ${table[4 * k + 1]}, ${table[4 * k + 2]})`;
+/** CSS colour of table entry k (0..255), e.g. "rgb(68, 1, 84)". */
+export function tableCss(table: Uint8ClampedArray, k: number): string {
+  return rgb(table[4 * k], table[4 * k + 1], table[4 * k + 2]).formatRgb();
 }
 
 /**

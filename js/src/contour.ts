@@ -7,14 +7,17 @@ import { contours } from "d3-contour";
 import {
   ColorScale,
   NONFINITE_CSS,
+  NONFINITE_HATCH_CSS,
   NONFINITE_HATCH_RGBA,
   NONFINITE_RGBA,
+  TABLE_SIZE,
   colorTable,
   finiteRange,
   hasNonFinite,
+  tableCss,
 } from "./colormap";
 import { bilinear, brackets } from "./grid";
-import { formatTick, ticks } from "./ticks";
+import { formatTick, tickSpacing, ticks } from "./ticks";
 
 // ---- pure parts ----------------------------------------------------------------------------
 
@@ -413,8 +416,9 @@ function drawAxes(ctx: CanvasRenderingContext2D, L: ContourLayout, fig: ContourF
   ctx.fillStyle = INK;
   ctx.font = font(11, family);
   const tickLen = 4;
-  const xt = ticks(L.x0, L.x1, Math.max(3, Math.round(plot.w / 70)));
-  const xStep = xt.length > 1 ? xt[1] - xt[0] : 0;
+  const xCount = Math.max(3, Math.round(plot.w / 70));
+  const xt = ticks(L.x0, L.x1, xCount);
+  const xStep = tickSpacing(L.x0, L.x1, xCount);
   ctx.textAlign = "center";
   ctx.textBaseline = "top";
   ctx.beginPath();
@@ -425,8 +429,9 @@ function drawAxes(ctx: CanvasRenderingContext2D, L: ContourLayout, fig: ContourF
     ctx.lineTo(x, plot.y + plot.h + 0.5 + tickLen);
     ctx.fillText(formatTick(v, xStep), px, plot.y + plot.h + tickLen + 3);
   }
-  const yt = ticks(L.y0, L.y1, Math.max(3, Math.round(plot.h / 60)));
-  const yStep = yt.length > 1 ? yt[1] - yt[0] : 0;
+  const yCount = Math.max(3, Math.round(plot.h / 60));
+  const yt = ticks(L.y0, L.y1, yCount);
+  const yStep = tickSpacing(L.y0, L.y1, yCount);
   ctx.textAlign = "right";
   ctx.textBaseline = "middle";
   for (const v of yt) {
@@ -481,8 +486,7 @@ function drawColorbar(
     // gradient, top = max
     for (let k = 0; k < barH; k++) {
       const t = 1 - (k + 0.5) / barH;
-      const idx = Math.round(t * 255) * 4;
-      ctx.fillStyle = `rgb(${table[idx]}, ${table[idx + 1]}, ${table[idx + 2]})`;
+      ctx.fillStyle = tableCss(table, Math.round(t * (TABLE_SIZE - 1)));
       ctx.fillRect(bar.x, bar.y + k, bar.w, 1.2);
     }
     // isoline levels across the bar
@@ -508,9 +512,10 @@ function drawColorbar(
   ctx.textAlign = "left";
   ctx.textBaseline = "middle";
   if (scale) {
-    let tv = ticks(scale.min, scale.max, Math.max(3, Math.round(barH / 55)), scale.log);
+    const n = Math.max(3, Math.round(barH / 55));
+    let tv = ticks(scale.min, scale.max, n, scale.log);
     if (tv.length < 2) tv = [scale.min, scale.max];
-    const step = tv.length > 1 && !scale.log ? tv[1] - tv[0] : 0;
+    const step = tickSpacing(scale.min, scale.max, n, scale.log);
     ctx.beginPath();
     for (const v of tv) {
       const y = bar.y + (1 - scale.t(v)) * barH;
@@ -525,7 +530,7 @@ function drawColorbar(
     const sy = bar.y + barH + 10;
     ctx.fillStyle = NONFINITE_CSS;
     ctx.fillRect(bar.x, sy, bar.w, swatch);
-    ctx.strokeStyle = `rgb(${NONFINITE_HATCH_RGBA[0]}, ${NONFINITE_HATCH_RGBA[1]}, ${NONFINITE_HATCH_RGBA[2]})`;
+    ctx.strokeStyle = NONFINITE_HATCH_CSS;
     ctx.save();
     ctx.beginPath();
     ctx.rect(bar.x, sy, bar.w, swatch);

@@ -1,10 +1,11 @@
 // 1D views: the two cross-sections through a clicked point (along x at β = y0, along y at
 // α = x0), the primary metric (loss) solid on the left axis and the others dashed on a right axis.
 
+import { scaleLinear, scaleLog, type ScaleContinuousNumeric } from "d3-scale";
 import { finiteRange } from "./colormap";
 import { FONT_FAMILY, FRAME, INK, INK_SOFT, axisLabel, fitText, type Rect } from "./contour";
 import type { Cross } from "./protocol";
-import { formatCoord, formatTick, ticks } from "./ticks";
+import { formatCoord, formatTick, tickSpacing, ticks } from "./ticks";
 
 export interface Series {
   name: string;
@@ -97,15 +98,18 @@ export function axisRange(series: readonly Series[], log: boolean): { min: numbe
   return { min: min - pad, max: max + pad };
 }
 
+/** A y axis: its range and its scale to pixels in `r` (bottom = min). */
 interface Axis {
   min: number;
   max: number;
   log: boolean;
+  pix: ScaleContinuousNumeric<number, number>;
 }
 
-function yPix(a: Axis, v: number, r: Rect): number {
-  const t = a.log ? Math.log(v / a.min) / Math.log(a.max / a.min) : (v - a.min) / (a.max - a.min);
-  return r.y + r.h - t * r.h;
+function yAxisOf(range: { min: number; max: number } | null, log: boolean, r: Rect): Axis | null {
+  if (!range) return null;
+  const pix = (log ? scaleLog() : scaleLinear()).domain([range.min, range.max]).range([r.y + r.h, r.y]);
+  return { ...range, log, pix };
 }
 
 function font(size: number, family: string, weight = 400): string {
@@ -164,14 +168,12 @@ function drawPanel(ctx: CanvasRenderingContext2D, panel: CurvePanel, r: Rect, op
   if (!xr || n < 1) return;
   const x0 = xr.min;
   const x1 = xr.max > xr.min ? xr.max : xr.min + 1;
-  const xPix = (v: number) => r.x + ((v - x0) / (x1 - x0)) * r.w;
+  const xPix = scaleLinear().domain([x0, x1]).range([r.x, r.x + r.w]);
   const primary = panel.series.slice(0, 1);
   const others = panel.series.slice(1);
   const logLeft = opts.log && primary.length > 0 && primary[0].values.every((v) => !Number.isFinite(v) || v > 0);
-  const leftRange = axisRange(primary, logLeft);
-  const rightRange = axisRange(others, false);
-  const leftAxis: Axis | null = leftRange ? { ...leftRange, log: logLeft } : null;
-  const rightAxis: Axis | null = rightRange ? { ...rightRange, log: false } : null;
+  const leftAxis = yAxisOf(axisRange(primary, logLeft), logLeft, r);
+  const rightAxis = yAxisOf(axisRange(others, false), false, r);
 
   // title
   ctx.fillStyle = INK;
@@ -186,8 +188,9 @@ function drawPanel(ctx: CanvasRenderingContext2D, panel: CurvePanel, r: Rect, op
   ctx.strokeRect(r.x - 0.5, r.y - 0.5, r.w + 1, r.h + 1);
   ctx.font = font(11, family);
   ctx.fillStyle = INK;
-  const xt = ticks(x0, x1, Math.max(3, Math.round(r.w / 70)));
-  const xStep = xt.length > 1 ? xt[1] - xt[0] : 0;
+  const xCount = Math.max(3, Math.round(r.w / 70));
+  const xt = ticks(x0, x1, xCount);
+  const xStep = tickSpacing(x0, x1, xCount);
   ctx.textAlign = "center";
   ctx.textBaseline = "top";
   ctx.beginPath();
@@ -207,13 +210,14 @@ function drawPanel(ctx: CanvasRenderingContext2D, panel: CurvePanel, r: Rect, op
     ctx.font = font(11, family);
     ctx.fillStyle = color;
     ctx.strokeStyle = FRAME;
-    const tv = ticks(axis.min, axis.max, Math.max(3, Math.round(r.h / 40)), axis.log);
-    const step = tv.length > 1 && !axis.log ? tv[1] - tv[0] : 0;
+    const n = Math.max(3, Math.round(r.h / 40));
+    const tv = ticks(axis.min, axis.max, n, axis.log);
+    const step = tickSpacing(axis.min, axis.max, n, axis.log);
     ctx.textAlign = side === "left" ? "right" : "left";
     ctx.textBaseline = "middle";
     ctx.beginPath();
     for (const v of tv) {
-      const y = Math.round(yPix(axis, v, r)) + 0.5;
+      const y = Math.round(axis.pix(v)) + 0.5;
       if (side === "left") {
         ctx.moveTo(r.x - 0.5, y);
         ctx.lineTo(r.x - 4.5, y);
@@ -262,7 +266,7 @@ function drawPanel(ctx: CanvasRenderingContext2D, panel: CurvePanel, r: Rect, op
         continue;
       }
       const x = xPix(panel.xs[p]);
-      const y = yPix(axis, v, r);
+      const y = axis.pix(v);
       if (pen) ctx.lineTo(x, y);
       else ctx.moveTo(x, y);
       pen = true;
@@ -272,7 +276,7 @@ function drawPanel(ctx: CanvasRenderingContext2D, panel: CurvePanel, r: Rect, op
     const mv = interp1(panel.xs, s.values, panel.marker);
     if (Number.isFinite(mv) && (!axis.log || mv > 0)) {
       ctx.beginPath();
-      ctx.arc(xPix(panel.marker), yPix(axis, mv, r), 3.2, 0, 2 * Math.PI);
+      ctx.arc(xPix(panel.marker), axis.pix(mv), 3.2, 0, 2 * Math.PI);
       ctx.fillStyle = "#ffffff";
       ctx.fill();
       ctx.lineWidth = 1.4;

@@ -1,11 +1,12 @@
 // anywidget entry: builds the view, wires the model to a Session, redraws on animation frames.
 
-import type { AnyModel, Initialize, Render } from "@anywidget/types";
+import type { Initialize, Render } from "@anywidget/types";
 import { FONT_FAMILY, dataToPixel, drawContour, pixelToData, type ContourLayout } from "./contour";
 import { crossPanels, drawCurves } from "./curve";
 import { canvasPngBytes, savePng } from "./export";
 import { Grid } from "./grid";
-import { Session, type Dirty, type ModelLike } from "./session";
+import type { Model, Traits } from "./protocol";
+import { Session, type Dirty } from "./session";
 import { formatValue } from "./ticks";
 import "./widget.css";
 
@@ -32,7 +33,7 @@ function sizeCanvas(canvas: HTMLCanvasElement, w: number, h: number, dpr: number
 }
 
 /** Renders one view of the widget into `el`; returns its cleanup. */
-export function renderView(model: ModelLike, el: HTMLElement): () => void {
+export function renderView(model: Model, el: HTMLElement): () => void {
   const root = h("div", "lsw-root");
   root.style.fontFamily = FONT_FAMILY;
   const main = h("div", "lsw-main", root);
@@ -114,7 +115,7 @@ export function renderView(model: ModelLike, el: HTMLElement): () => void {
     const g = session.shownGrid();
     drawnGrid = g && g.drawable ? g : null;
     if (!ctx) return;
-    const metric = g ? session.metricOf(g) : String(model.get("metric") ?? "");
+    const metric = g ? session.metricOf(g) : session.trait("metric");
     const current = g === session.grid;
     const drawn = drawContour(
       ctx,
@@ -123,11 +124,11 @@ export function renderView(model: ModelLike, el: HTMLElement): () => void {
         ys: g ? g.ys : [],
         field: drawnGrid ? drawnGrid.display(metric) : null,
         metric,
-        xLabel: current ? String(model.get("x_label") ?? g?.xLabel ?? "") : (g?.xLabel ?? ""),
-        yLabel: current ? String(model.get("y_label") ?? g?.yLabel ?? "") : (g?.yLabel ?? ""),
-        log: Boolean(model.get("log_scale")),
-        colormap: String(model.get("colormap") ?? "viridis"),
-        nLevels: Number(model.get("n_levels") ?? 12),
+        xLabel: current ? session.trait("x_label") : (g?.xLabel ?? ""),
+        yLabel: current ? session.trait("y_label") : (g?.yLabel ?? ""),
+        log: session.trait("log_scale"),
+        colormap: session.trait("colormap"),
+        nLevels: session.trait("n_levels"),
         placeholder: g && g.size > 0 ? "computing\u2026" : "waiting for the kernel\u2026",
         fontFamily: FONT_FAMILY,
       },
@@ -164,11 +165,10 @@ export function renderView(model: ModelLike, el: HTMLElement): () => void {
     const ctx = curves.getContext("2d");
     if (!ctx) return;
     const c = session.cross;
-    const g = session.grid;
-    const panels = c ? crossPanels(c, String(model.get("x_label") ?? g?.xLabel ?? ""), String(model.get("y_label") ?? g?.yLabel ?? "")) : null;
+    const panels = c ? crossPanels(c, session.trait("x_label"), session.trait("y_label")) : null;
     const waiting = session.picked ? "computing cross-sections\u2026" : "Click the contour to see the two\ncross-sections through a point.";
     drawCurves(ctx, panels, CURVES_SIZE.width, CURVES_SIZE.height, dpr, {
-      log: Boolean(model.get("log_scale")),
+      log: session.trait("log_scale"),
       placeholder: waiting,
       fontFamily: FONT_FAMILY,
     });
@@ -317,10 +317,10 @@ export function renderView(model: ModelLike, el: HTMLElement): () => void {
   };
 }
 
-const initialize: Initialize = () => {
+const initialize: Initialize<Traits> = () => {
   // all state lives in the views: each view says "ready" and the kernel replays to it
 };
 
-const render: Render = ({ model, el }) => renderView(model as AnyModel as ModelLike, el);
+const render: Render<Traits> = ({ model, el }) => renderView(model, el);
 
 export default { initialize, render };

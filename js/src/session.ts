@@ -7,23 +7,17 @@
 import { Grid } from "./grid";
 import {
   ProtocolError,
-  decodeCross,
-  decodeLevel,
+  decodeKernelMsg,
+  decodeStatus,
   decodeSurface,
-  decodeTile,
-  type BufferLike,
+  readTrait,
   type Cross,
   type FrontendMsg,
+  type KernelMsg,
+  type ModelLike,
   type Status,
+  type Traits,
 } from "./protocol";
-
-/** The part of anywidget's AnyModel that a session uses. */
-export interface ModelLike {
-  get(key: string): any;
-  on(event: string, callback: (...args: any[]) => void): void;
-  off(event?: string | null, callback?: ((...args: any[]) => void) | null): void;
-  send(content: any, callbacks?: any, buffers?: ArrayBuffer[] | ArrayBufferView[]): void;
-}
 
 /** What changed: the contour figure, the curves, or only the status line / error box. */
 export type Dirty = "figure" | "curves" | "status";
@@ -31,7 +25,7 @@ export type Dirty = "figure" | "curves" | "status";
 /** At most this many messages of a future generation are held until its trait sync arrives. */
 const MAX_PENDING = 20000;
 
-const STYLE_TRAITS = ["metric", "log_scale", "colormap", "n_levels", "x_label", "y_label"];
+const STYLE_TRAITS: ReadonlyArray<keyof Traits> = ["metric", "log_scale", "colormap", "n_levels", "x_label", "y_label"];
 
 export class Session {
   /** The grid of the current generation (null before the kernel set one). */
@@ -46,9 +40,11 @@ export class Session {
   errorMessage: string | null = null;
   /** Generation whose "done" was received and whose snapshot is still to be sent. */
   snapshotDue: number | null = null;
+  /** Messages of an older generation dropped so far. */
+  dropped = 0;
   /** Messages of a generation newer than the `generation` trait, held until it arrives. */
-  private pending: Array<{ gen: number; msg: Record<string, unknown>; buffers: BufferLike[] }> = [];
-  private readonly handlers: Array<[string, (...args: any[]) => void]> = [];
+  private pending: KernelMsg[] = [];
+  private readonly handlers: Array<{ off: () => void }> = [];
 
   constructor(
     readonly model: ModelLike,
@@ -62,26 +58,34 @@ export class Session {
   start(): void {
     this.resetGrid();
     this.loadSurface();
-    this.listen("msg:custom", (msg: unknown, buffers: unknown) => this.onMessage(msg, buffers));
-    this.listen("change:generation", () => this.onGeneration());
-    this.listen("change:grid_x", () => this.onGeometry());
-    this.listen("change:grid_y", () => this.onGeometry());
-    this.listen("change:surface", () => this.loadSurface());
-    this.listen("change:surface_info", () => this.loadSurface());
-    this.listen("change:status", () => this.onStatus());
-    for (const t of STYLE_TRAITS) this.listen(`change:${t}`, () => this.onStyle());
+    const onCustom = (msg: unknown, buffers: unknown) => this.onMessage(msg, buffers);
+    this.model.on("msg:custom", onCustom);
+    this.handlers.push({ off: () => this.model.off("msg:custom", onCustom) });
+    this.onChange("generation", () => this.onGeneration());
+    this.onChange("grid_x", () => this.onGeometry());
+    this.onChange("grid_y", () => this.onGeometry());
+    this.onChange("surface", () => this.loadSurface());
+    this.onChange("surface_info", () => this.loadSurface());
+    this.onChange("status", () => this.onStatus());
+    for (const t of STYLE_TRAITS) this.onChange(t, () => this.onStyle());
     this.send({ type: "ready" });
   }
 
   /** Stops listening. */
   stop(): void {
-    for (const [ev, cb] of this.handlers) this.model.off(ev, cb);
+    for (const h of this.handlers) h.off();
     this.handlers.length = 0;
   }
 
-  private listen(event: string, cb: (...args: any[]) => void): void {
+  private onChange(trait: keyof Traits, cb: () => void): void {
+    const event = `change:${trait}` as const;
     this.model.on(event, cb);
-    this.handlers.push([event, cb]);
+    this.handlers.push({ off: () => this.model.off(event, cb) });
+  }
+
+  /** A trait of the model (validated; see protocol.readTrait). */
+  trait<K extends keyof Traits>(key: K): Traits[K] {
+    return readTrait(this.model, key);
   }
 
   send(msg: FrontendMsg, buffers?: ArrayBuffer[]): void {
@@ -94,26 +98,20 @@ export class Session {
 
   // ---- traits ------------------------------------------------------------------------------
 
-  private traitNumbers(key: string): number[] {
-    const v = this.model.get(key);
-    return Array.isArray(v) ? v.map(Number) : [];
-  }
-
   private resetGrid(): void {
-    this.generation = Number(this.model.get("generation") ?? 0);
-    const metrics = this.model.get("metric_names");
+    this.generation = this.trait("generation");
     this.grid = new Grid(
       this.generation,
-      this.traitNumbers("grid_x"),
-      this.traitNumbers("grid_y"),
-      Array.isArray(metrics) ? metrics.map(String) : [],
-      String(this.model.get("x_label") ?? ""),
-      String(this.model.get("y_label") ?? ""),
+      this.trait("grid_x"),
+      this.trait("grid_y"),
+      this.trait("metric_names"),
+      this.trait("x_label"),
+      this.trait("y_label"),
     );
   }
 
   private onGeneration(): void {
-    const gen = Number(this.model.get("generation") ?? 0);
+    const gen = this.trait("generation");
     if (gen === this.generation && this.grid) return;
     const shown = this.shownGrid();
     if (shown) this.previous = shown;
@@ -123,9 +121,10 @@ export class Session {
     this.errorMessage = null;
     this.snapshotDue = null;
     // replay what arrived early for this generation; drop what is now stale
-    const early = this.pending.filter((p) => p.gen === this.generation);
-    this.pending = this.pending.filter((p) => p.gen > this.generation);
-    for (const p of early) this.dispatch(p.msg, p.buffers);
+    const early = this.pending.filter((m) => m.gen === this.generation);
+    this.dropped += this.pending.filter((m) => m.gen < this.generation).length;
+    this.pending = this.pending.filter((m) => m.gen > this.generation);
+    for (const m of early) this.dispatch(m);
     this.loadSurface();
     this.emit("figure", "curves", "status");
   }
@@ -134,11 +133,11 @@ export class Session {
   private onGeometry(): void {
     const g = this.grid;
     if (!g) return;
-    const xs = this.traitNumbers("grid_x");
-    const ys = this.traitNumbers("grid_y");
+    const xs = this.trait("grid_x");
+    const ys = this.trait("grid_y");
     const same = xs.length === g.nx && ys.length === g.ny && xs.every((v, k) => v === g.xs[k]) && ys.every((v, k) => v === g.ys[k]);
     if (same) return;
-    if (Number(this.model.get("generation") ?? 0) !== this.generation) return; // the generation handler will do it
+    if (this.trait("generation") !== this.generation) return; // the generation handler will do it
     if (g.drawable) this.previous = g;
     this.resetGrid();
     this.emit("figure", "status");
@@ -149,7 +148,7 @@ export class Session {
   loadSurface(): void {
     let decoded;
     try {
-      decoded = decodeSurface(this.model.get("surface"), this.model.get("surface_info"));
+      decoded = decodeSurface(this.trait("surface"), this.trait("surface_info"));
     } catch (e) {
       this.warn(`cannot decode the saved surface: ${(e as Error).message}`);
       return;
@@ -190,69 +189,65 @@ export class Session {
     this.emit("status");
   }
 
-  /** The `status` trait, if any. */
-  status(): Partial<Status> | null {
-    const st = this.model.get("status");
-    return st && typeof st === "object" ? (st as Partial<Status>) : null;
+  /** The `status` trait, if the worker reported one. */
+  status(): Status | null {
+    return decodeStatus(this.trait("status"));
   }
 
   // ---- messages ----------------------------------------------------------------------------
 
-  onMessage(msg: unknown, buffers: unknown): void {
-    if (!msg || typeof msg !== "object") return;
-    const m = msg as Record<string, unknown>;
-    const bufs = (Array.isArray(buffers) ? buffers : []) as BufferLike[];
-    const gen = Number(m.gen);
-    if (!Number.isFinite(gen)) return;
-    if (gen < this.generation) return; // stale: dropped
-    if (gen > this.generation) {
-      // the generation trait has not arrived yet; keep it for then
-      if (this.pending.length < MAX_PENDING) this.pending.push({ gen, msg: m, buffers: bufs });
+  /**
+   * A custom message from the kernel: decoded (a malformed one is dropped with a warning), then
+   * applied if of the current generation, dropped if older, held if newer.
+   */
+  onMessage(content: unknown, buffers: unknown): void {
+    let msg: KernelMsg;
+    try {
+      msg = decodeKernelMsg(content, Array.isArray(buffers) ? buffers : []);
+    } catch (e) {
+      this.warn(e instanceof ProtocolError ? e.message : `cannot decode a message: ${String(e)}`);
       return;
     }
-    this.dispatch(m, bufs);
+    if (msg.gen < this.generation) {
+      this.dropped++; // stale
+    } else if (msg.gen > this.generation) {
+      // the generation trait has not arrived yet; keep it for then
+      if (this.pending.length < MAX_PENDING) this.pending.push(msg);
+    } else {
+      this.dispatch(msg);
+    }
   }
 
-  private dispatch(m: Record<string, unknown>, bufs: BufferLike[]): void {
+  private dispatch(msg: KernelMsg): void {
     const g = this.grid;
     if (!g) return;
-    try {
-      switch (m.type) {
-        case "level": {
-          const lv = decodeLevel(m);
-          g.announceLevel(lv.level, lv.rows, lv.cols);
-          this.emit("figure", "status");
-          break;
-        }
-        case "tile": {
-          const tile = decodeTile(m, bufs);
-          g.addTile(tile);
-          this.emit("figure", "status");
-          break;
-        }
-        case "done": {
-          g.markDone();
-          this.snapshotDue = g.gen;
-          this.emit("figure", "status");
-          break;
-        }
-        case "error": {
-          this.errorMessage = String(m.message ?? "error");
-          this.emit("status");
-          break;
-        }
-        case "cross": {
-          this.cross = decodeCross(m, bufs);
-          this.picked = null;
-          this.emit("curves", "figure");
-          break;
-        }
-        default:
-          break;
+    switch (msg.type) {
+      case "level":
+        g.announceLevel(msg.level, msg.rows, msg.cols);
+        this.emit("figure", "status");
+        break;
+      case "tile":
+        g.addTile(msg);
+        this.emit("figure", "status");
+        break;
+      case "done":
+        g.markDone();
+        this.snapshotDue = g.gen;
+        this.emit("figure", "status");
+        break;
+      case "error":
+        this.errorMessage = msg.message || "error";
+        this.emit("status");
+        break;
+      case "cross":
+        this.cross = msg;
+        this.picked = null;
+        this.emit("curves", "figure");
+        break;
+      default: {
+        const never: never = msg;
+        return never;
       }
-    } catch (e) {
-      if (e instanceof ProtocolError) this.warn(e.message);
-      else throw e;
     }
   }
 
@@ -279,7 +274,7 @@ export class Session {
 
   /** The metric drawn: the `metric` trait when the grid has it, else its first metric. */
   metricOf(g: Grid): string {
-    const m = String(this.model.get("metric") ?? "");
+    const m = this.trait("metric");
     if (g.raw(m)) return m;
     return g.metrics[0] ?? m;
   }
@@ -299,15 +294,15 @@ export class Session {
   progressText(): string {
     const g = this.grid;
     const st = this.status();
-    const stSame = !!st && Number(st.gen) === this.generation;
+    const stSame = !!st && st.gen === this.generation;
     if (this.errorMessage || (stSame && st!.state === "error")) return "error";
     if (!g || g.size === 0) return stSame && st!.state === "computing" ? "computing\u2026" : "waiting for the kernel\u2026";
     if (g.complete) return `done \u00b7 ${g.nx}\u00d7${g.ny} points`;
-    const levels = Math.max(g.levelCount, stSame ? Number(st!.levels ?? 0) : 0);
+    const levels = Math.max(g.levelCount, stSame ? st!.levels : 0);
     let level = g.tileLevel;
-    if (level < 0 && stSame && Number.isFinite(Number(st!.level))) level = Number(st!.level);
+    if (level < 0 && stSame) level = st!.level;
     let pct = g.fraction;
-    if (g.knownCount === 0 && stSame && Number.isFinite(Number(st!.fraction))) pct = Number(st!.fraction);
+    if (g.knownCount === 0 && stSame) pct = st!.fraction;
     if (g.knownCount === 0 && !(stSame && st!.state === "computing")) return "waiting for the kernel\u2026";
     const parts: string[] = [];
     if (levels > 0 && level >= 0) parts.push(`level ${Math.min(level + 1, levels)}/${levels}`);
@@ -319,7 +314,7 @@ export class Session {
   errorText(): string | null {
     if (this.errorMessage) return this.errorMessage;
     const st = this.status();
-    if (st && st.state === "error" && Number(st.gen) === this.generation) return String(st.message || "error");
+    if (st && st.state === "error" && st.gen === this.generation) return st.message || "error";
     return null;
   }
 }

@@ -8,8 +8,9 @@ import {
   colormapName,
   finiteRange,
   hasNonFinite,
-  parseColor,
+  rgba,
   rgbaOf,
+  tableCss,
 } from "../src/colormap";
 
 const entry = (table: Uint8ClampedArray, k: number) => Array.from(table.subarray(4 * k, 4 * k + 4));
@@ -26,13 +27,17 @@ describe("colour tables", () => {
 
   it("match d3's interpolators at the endpoints (viridis: #440154 → #fde725)", () => {
     const v = colorTable("viridis");
-    expect(entry(v, 0)).toEqual([...parseColor(interpolateViridis(0)), 255]);
-    expect(entry(v, 255)).toEqual([...parseColor(interpolateViridis(1)), 255]);
+    expect(entry(v, 0)).toEqual([...rgba(interpolateViridis(0))]);
+    expect(entry(v, 255)).toEqual([...rgba(interpolateViridis(1))]);
     expect(entry(v, 0)).toEqual([0x44, 0x01, 0x54, 255]);
     expect(entry(v, 255)).toEqual([0xfd, 0xe7, 0x25, 255]);
-    expect(entry(v, 128)).toEqual([...parseColor(interpolateViridis(128 / 255)), 255]);
-    expect(entry(colorTable("magma"), 255)).toEqual([...parseColor(interpolateMagma(1)), 255]);
-    expect(entry(colorTable("turbo"), 0)).toEqual([...parseColor(interpolateTurbo(0)), 255]);
+    expect(entry(v, 128)).toEqual([...rgba(interpolateViridis(128 / 255))]);
+    expect(entry(colorTable("magma"), 255)).toEqual([...rgba(interpolateMagma(1))]);
+    // turbo is a formula that d3 writes as "rgb(r, g, b)"
+    expect(interpolateTurbo(0)).toMatch(/^rgb\(/);
+    expect(entry(colorTable("turbo"), 0)).toEqual([...rgba(interpolateTurbo(0))]);
+    expect(tableCss(v, 0)).toBe("rgb(68, 1, 84)");
+    expect(tableCss(v, 255)).toBe("rgb(253, 231, 37)");
   });
 
   it("fall back to viridis for unknown names and reverse with _r", () => {
@@ -42,10 +47,13 @@ describe("colour tables", () => {
     expect(entry(colorTable("viridis_r"), 0)).toEqual(entry(colorTable("viridis"), 255));
   });
 
-  it("parse both colour forms d3 writes", () => {
-    expect(parseColor("#0a0b0c")).toEqual([10, 11, 12]);
-    expect(parseColor("rgb(1, 2, 3)")).toEqual([1, 2, 3]);
-    expect(() => parseColor("red")).toThrow();
+  it("parse both colour forms d3 writes (and any CSS colour), rejecting garbage", () => {
+    expect(rgba("#0a0b0c")).toEqual([10, 11, 12, 255]);
+    expect(rgba("rgb(1, 2, 3)")).toEqual([1, 2, 3, 255]);
+    expect(rgba("rgba(1, 2, 3, 0.5)")).toEqual([1, 2, 3, 128]);
+    expect(rgba("red")).toEqual([255, 0, 0, 255]);
+    expect(() => rgba("nope")).toThrow();
+    expect(() => rgba("")).toThrow();
   });
 });
 
@@ -81,6 +89,7 @@ describe("colour scale", () => {
       rgbaOf(v, s, table, out, 0);
       expect(Array.from(out)).toEqual([...NONFINITE_RGBA]);
     }
+    expect([...NONFINITE_RGBA]).toEqual([208, 208, 208, 255]);
     rgbaOf(1, s, table, out, 0);
     expect(Array.from(out)).toEqual(entry(table, 255));
     // the non-finite colour is not in the table

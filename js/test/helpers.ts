@@ -1,4 +1,6 @@
-// Little-endian buffers as the kernel sends them.
+// Little-endian buffers as the kernel sends them, and a fake anywidget model.
+
+import type { ModelLike, Traits } from "../src/protocol";
 
 export function f32le(values: number[]): ArrayBuffer {
   const buf = new ArrayBuffer(values.length * 4);
@@ -40,4 +42,40 @@ export function product(rows: number[], cols: number[]): { rows: number[]; cols:
   const c: number[] = [];
   for (const i of rows) for (const j of cols) (r.push(i), c.push(j));
   return { rows: r, cols: c };
+}
+
+type Handler = (...args: never[]) => void;
+
+/** A minimal anywidget model: typed traits, change events, custom messages, sent messages. */
+export class FakeModel implements ModelLike {
+  readonly handlers = new Map<string, Set<Handler>>();
+  readonly sent: Array<{ content: unknown; buffers?: ArrayBuffer[] | ArrayBufferView[] }> = [];
+  constructor(public state: Traits) {}
+  get<K extends keyof Traits>(key: K): Traits[K] {
+    return this.state[key];
+  }
+  on(event: string, callback: Handler): void {
+    if (!this.handlers.has(event)) this.handlers.set(event, new Set());
+    this.handlers.get(event)!.add(callback);
+  }
+  off(event?: string | null, callback?: Handler | null): void {
+    if (event && callback) this.handlers.get(event)?.delete(callback);
+  }
+  send(content: unknown, _callbacks?: unknown, buffers?: ArrayBuffer[] | ArrayBufferView[]): void {
+    this.sent.push({ content, buffers });
+  }
+  /** Sets several traits, then fires their change events: one sync, as the kernel's. */
+  sync(values: Partial<Traits>): void {
+    Object.assign(this.state, values);
+    for (const k of Object.keys(values)) for (const cb of this.handlers.get(`change:${k}`) ?? []) (cb as () => void)();
+  }
+  /** A custom message from the kernel (anywidget hands buffers over as DataViews). */
+  custom(content: unknown, buffers: DataView[] = []): void {
+    for (const cb of this.handlers.get("msg:custom") ?? []) (cb as (c: unknown, b: DataView[]) => void)(content, buffers);
+  }
+  listenerCount(): number {
+    let n = 0;
+    for (const s of this.handlers.values()) n += s.size;
+    return n;
+  }
 }

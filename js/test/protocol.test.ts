@@ -1,14 +1,20 @@
 import { describe, expect, it } from "vitest";
 import {
+  KERNEL_BUFFERS,
   ProtocolError,
   decodeCross,
   decodeFloat32,
+  decodeFrontendMsg,
   decodeInt32,
+  decodeKernelMsg,
   decodeLevel,
+  decodeStatus,
   decodeSurface,
   decodeTile,
+  readTrait,
+  type Traits,
 } from "../src/protocol";
-import { f32le, i32le } from "./helpers";
+import { FakeModel, f32le, i32le } from "./helpers";
 
 describe("binary decoding", () => {
   it("reads little-endian float32, NaN and ±Inf included", () => {
@@ -120,5 +126,115 @@ describe("surface trait", () => {
     expect(decodeSurface(null, info)).toBeNull();
     expect(decodeSurface(f32le([1, 2, 3]), info)).toBeNull();
     expect(decodeSurface(f32le([1, 2, 3, 4, 5, 6]), {})).toBeNull();
+  });
+});
+
+describe("kernel messages", () => {
+  const tile = { type: "tile", gen: 2, level: 0, count: 2, metrics: ["loss"], exact: true };
+  const tileBufs = () => [new DataView(i32le([0, 1])), new DataView(i32le([1, 0])), new DataView(f32le([0.5, 0.25]))];
+  const cross = { type: "cross", gen: 1, x0: 0.5, y0: -0.25, metrics: ["loss"], nx: 2, ny: 1 };
+  const crossBufs = () => [f32le([-1, 1]), f32le([3, 4]), f32le([0]), f32le([5])];
+
+  it("decode every type into a discriminated union", () => {
+    const kinds = [
+      decodeKernelMsg({ type: "level", gen: 1, level: 0, rows: [0, 2], cols: [0, 2] }),
+      decodeKernelMsg(tile, tileBufs()),
+      decodeKernelMsg({ type: "done", gen: 1 }),
+      decodeKernelMsg({ type: "error", gen: 1, message: "RuntimeError: boom" }),
+      decodeKernelMsg(cross, crossBufs()),
+    ];
+    expect(kinds.map((m) => m.type)).toEqual(["level", "tile", "done", "error", "cross"]);
+    const t = kinds[1];
+    if (t.type !== "tile") throw new Error("narrowing");
+    expect(Array.from(t.values)).toEqual([0.5, 0.25]);
+    const e = kinds[3];
+    expect(e.type === "error" && e.message).toBe("RuntimeError: boom");
+    expect(Object.keys(KERNEL_BUFFERS).sort()).toEqual(["cross", "done", "error", "level", "tile"]);
+  });
+
+  it("ignore fields they do not know (the kernel may add some)", () => {
+    const m = decodeKernelMsg({ type: "done", gen: 3, elapsed: 1.5 });
+    expect(m).toEqual({ type: "done", gen: 3 });
+  });
+
+  it("reject anything malformed with a ProtocolError", () => {
+    const bad: Array<[unknown, unknown[]]> = [
+      [null, []],
+      ["tile", []],
+      [{ gen: 1 }, []], // no type
+      [{ type: "bogus", gen: 1 }, []],
+      [{ type: "done" }, []], // no gen
+      [{ type: "done", gen: "1" }, []], // gen as a string
+      [{ type: "done", gen: 1.5 }, []],
+      [{ type: "done", gen: -1 }, []],
+      [{ type: "done", gen: 1 }, [f32le([1])]], // a buffer too many
+      [{ type: "error", gen: 1 }, []], // no message
+      [{ type: "level", gen: 1, level: 0, rows: [0, -2], cols: [0] }, []],
+      [{ type: "level", gen: 1, level: 0, rows: [0, 0.5], cols: [0] }, []],
+      [{ ...tile, metrics: [] }, tileBufs()],
+      [{ ...tile, metrics: ["loss", 3] }, tileBufs()],
+      [{ ...tile, exact: "yes" }, tileBufs()],
+      [{ ...tile, level: undefined }, tileBufs()],
+      [tile, tileBufs().slice(0, 2)],
+      [tile, [...tileBufs(), f32le([1])]],
+      [tile, [tileBufs()[0], "AAAA", tileBufs()[2]]], // not binary
+      [tile, [tileBufs()[0], tileBufs()[1], f32le([1, 2, 3])]],
+      [{ ...cross, x0: NaN }, crossBufs()],
+      [{ ...cross, nx: 0 }, crossBufs()],
+      [{ ...cross, ny: 2 }, crossBufs()],
+      [cross, crossBufs().slice(1)],
+    ];
+    for (const [content, buffers] of bad) {
+      expect(() => decodeKernelMsg(content, buffers), JSON.stringify(content)).toThrow(ProtocolError);
+    }
+  });
+});
+
+describe("frontend messages", () => {
+  it("decode ready, pick and snapshot (with its one PNG buffer)", () => {
+    expect(decodeFrontendMsg({ type: "ready" })).toEqual({ type: "ready" });
+    expect(decodeFrontendMsg({ type: "pick", x: 0.25, y: -0.5 })).toEqual({ type: "pick", x: 0.25, y: -0.5 });
+    expect(decodeFrontendMsg({ type: "snapshot", gen: 2 }, [new Uint8Array([137, 80])])).toEqual({ type: "snapshot", gen: 2 });
+    expect(() => decodeFrontendMsg({ type: "snapshot", gen: 2 })).toThrow(ProtocolError);
+    expect(() => decodeFrontendMsg({ type: "pick", x: "0.25", y: 0 })).toThrow(ProtocolError);
+    expect(() => decodeFrontendMsg({ type: "tile" })).toThrow(ProtocolError);
+  });
+});
+
+describe("traits", () => {
+  const full: Traits = {
+    generation: 3,
+    grid_x: [-1, 0, 1],
+    grid_y: [-1, 1],
+    x_label: "a",
+    y_label: "b",
+    metric_names: ["loss"],
+    metric: "loss",
+    log_scale: true,
+    colormap: "magma",
+    n_levels: 7,
+    status: { state: "computing", gen: 3, level: 1, levels: 2, fraction: 0.5, message: "" },
+    surface: new DataView(new ArrayBuffer(0)),
+    surface_info: {},
+  };
+
+  it("read as synced, or as the Python default when missing or mistyped", () => {
+    const model = new FakeModel({ ...full });
+    expect(readTrait(model, "generation")).toBe(3);
+    expect(readTrait(model, "colormap")).toBe("magma");
+    expect(readTrait(model, "log_scale")).toBe(true);
+    const broken = new FakeModel({ ...full, generation: "3", grid_x: [0, "1"], log_scale: 1, n_levels: undefined } as unknown as Traits);
+    expect(readTrait(broken, "generation")).toBe(0);
+    expect(readTrait(broken, "grid_x")).toEqual([]);
+    expect(readTrait(broken, "log_scale")).toBe(false);
+    expect(readTrait(broken, "n_levels")).toBe(12);
+    expect(readTrait(broken, "surface").byteLength).toBe(0);
+  });
+
+  it("decode the status dict, {} (never reported) as null", () => {
+    expect(decodeStatus({})).toBeNull();
+    expect(decodeStatus({ state: "done", gen: 2 })).toEqual({ state: "done", gen: 2, level: 0, levels: 0, fraction: 0, message: "" });
+    expect(decodeStatus({ state: "weird" as "done", gen: 2 })).toBeNull();
+    expect(decodeStatus(full.status)).toEqual(full.status);
   });
 });

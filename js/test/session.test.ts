@@ -1,44 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { Session, type ModelLike } from "../src/session";
-import { f32le, i32le, linspace, product, tileMsg } from "./helpers";
-
-/** A minimal anywidget model: traits, change events, custom messages, sent messages. */
-class FakeModel implements ModelLike {
-  handlers = new Map<string, Set<(...a: any[]) => void>>();
-  sent: Array<{ content: any; buffers?: any[] }> = [];
-  constructor(public state: Record<string, any>) {}
-  get(key: string) {
-    return this.state[key];
-  }
-  on(ev: string, cb: (...a: any[]) => void) {
-    if (!this.handlers.has(ev)) this.handlers.set(ev, new Set());
-    this.handlers.get(ev)!.add(cb);
-  }
-  off(ev?: string | null, cb?: ((...a: any[]) => void) | null) {
-    if (ev && cb) this.handlers.get(ev)?.delete(cb);
-  }
-  send(content: any, _cb?: any, buffers?: any[]) {
-    this.sent.push({ content, buffers });
-  }
-  sync(values: Record<string, any>) {
-    Object.assign(this.state, values);
-    for (const k of Object.keys(values)) for (const cb of this.handlers.get(`change:${k}`) ?? []) cb();
-  }
-  custom(msg: any, buffers: any[] = []) {
-    for (const cb of this.handlers.get("msg:custom") ?? []) cb(msg, buffers);
-  }
-  listenerCount() {
-    let n = 0;
-    for (const s of this.handlers.values()) n += s.size;
-    return n;
-  }
-}
+import type { Traits } from "../src/protocol";
+import { Session } from "../src/session";
+import { FakeModel, f32le, i32le, linspace, product, tileMsg } from "./helpers";
 
 const xs = linspace(-1, 1, 5);
 const L0 = [0, 2, 4];
 const ALL = [0, 1, 2, 3, 4];
 
-function traits(gen: number, extra: Record<string, any> = {}) {
+function traits(gen: number, extra: Partial<Traits> = {}): Traits {
   return {
     generation: gen,
     grid_x: xs,
@@ -70,7 +39,7 @@ function sendPoints(model: FakeModel, gen: number, level: number, rows: number[]
   model.custom(msg, bufs);
 }
 
-function setup(gen = 1, extra: Record<string, any> = {}) {
+function setup(gen = 1, extra: Partial<Traits> = {}) {
   const model = new FakeModel(traits(gen, extra));
   const changes: string[][] = [];
   const warnings: string[] = [];
@@ -122,6 +91,7 @@ describe("session", () => {
     expect(s.showingStale).toBe(true);
     sendPoints(model, 1, 0, [0], [0]); // stale
     model.custom({ type: "done", gen: 1 }); // stale
+    expect(s.dropped).toBe(2);
     expect(s.grid!.knownCount).toBe(0);
     expect(s.grid!.done).toBe(false);
     expect(s.snapshotDue).toBeNull();
@@ -197,6 +167,23 @@ describe("session", () => {
     sendLevel(model, 1, 0, L0);
     sendPoints(model, 1, 0, L0, L0);
     expect(s.grid!.knownCount).toBe(9);
+  });
+
+  it("drops every kind of malformed message with a warning, never throwing", () => {
+    const { model, s, warnings } = setup(1);
+    const bad: Array<[unknown, DataView[]]> = [
+      [null, []],
+      [{ type: "tile" }, []],
+      [{ type: "levels", gen: 1 }, []],
+      [{ type: "done", gen: "1" }, []],
+      [{ type: "cross", gen: 1, x0: 0, y0: 0, metrics: ["loss"], nx: 2, ny: 1 }, [new DataView(f32le([0, 1]))]],
+      [{ type: "error", gen: 1, message: 42 }, []],
+    ];
+    for (const [content, buffers] of bad) expect(() => model.custom(content, buffers)).not.toThrow();
+    expect(warnings.length).toBe(bad.length);
+    expect(s.errorText()).toBeNull();
+    expect(s.cross).toBeNull();
+    expect(s.grid!.knownCount).toBe(0);
   });
 
   it("falls back to the first metric when the metric trait names none of the grid's", () => {
