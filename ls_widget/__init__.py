@@ -6,9 +6,10 @@ SciPy; the widget is imported on first use, so batch jobs never load Jupyter pac
 
 from . import directions, metrics
 from .engine.directions import Direction
+from .engine.jobs import JobEstimate, JobTooLarge
 from .engine.landscape import Landscape
 from .engine.results import Curve, Surface, load
-from .engine.sampling import Tile
+from .engine.sampling import Grid, Tile
 
 __version__ = "0.1.0"
 
@@ -28,6 +29,9 @@ __all__ = [
     "Curve",
     "Direction",
     "Explorer",
+    "Grid",
+    "JobEstimate",
+    "JobTooLarge",
     "Landscape",
     "LandscapeWidget",
     "Surface",

@@ -54,14 +54,53 @@ class Eigen:
 
 @dataclass(frozen=True)
 class Trace:
-    """An estimate of tr H with its standard error and cost.
+    """An estimate of tr H with its standard error and cost, and what it is an estimate of.
+
+    Two estimators (see `Hessian.trace`):
+
+    - ``"hutchinson"``: the mean of vᵀHv over Rademacher v, with H autograd's Hessian. On a
+      piecewise-linear network (ReLU, max-pooling, ...) that is the *almost-everywhere*
+      Hessian: the curvature inside the linear region θ sits in, kinks ignored.
+    - ``"projection"`` (Böttcher & Wheeler 2022): the mean over Gaussian δ ~ N(0, I) of the
+      second difference (L(θ + hδ) − 2L(θ) + L(θ − hδ)) / h², from loss values only. It is
+      the curvature of the loss *as seen at the scale h*. On a smooth loss it equals tr H up
+      to O(h²); where the loss has kinks, each kink crossed within [−h, h] adds its slope jump
+      to it, an amount that does not vanish as h → 0: the estimate does not converge to
+      autograd's tr H; it may even grow as h shrinks (kinks that sit at θ itself, as after
+      full-batch training, add ∝ 1/h each). Both numbers are meaningful; they answer
+      different questions.
+
+    To show which case applies, the projection estimate is taken at two steps, h and h/4,
+    along the same directions (so their difference is the effect of the step, not noise),
+    and the ops of the loss are inspected for kinks (`smooth`, `nonsmooth_ops`).
 
     Attributes:
-        mean: the estimate of tr H.
-        stderr: standard error of the mean over the samples.
-        evaluations: Hessian-vector products (Hutchinson) or loss evaluations (projection).
+        mean: the estimate of tr H (projection: at the step `h`).
+        stderr: standard error of `mean` over the samples.
+        evaluations: Hessian-vector products (Hutchinson) or loss evaluations (projection:
+            4 per direction, at ±h and ±h/4, plus L(θ) once).
         method: "hutchinson" or "projection".
-        samples: the per-sample estimates (vᵀHv or the second differences).
+        samples: the per-sample estimates (vᵀHv, or the second differences at `h`).
+        h: the step of `mean` (projection; None for Hutchinson). It multiplies δ ~ N(0, I),
+            so the parameters move by about h·√N.
+        at_steps: step → (mean, stderr) for each step taken, coarse first: ``{h: …, h/4: …}``
+            (empty for Hutchinson).
+        step_change: mean at h/4 minus mean at h, over the same directions (NaN for
+            Hutchinson). On a smooth loss the O(h²) error shrinks 16× from h to h/4, so this
+            is −15/16 of the error at h.
+        step_change_stderr: standard error of `step_change` (from the paired differences).
+        converged: projection: whether the step no longer matters at this precision,
+            ``|step_change| <= stderr``. On a smooth model that means `mean` estimates
+            autograd's tr H. On a non-smooth model (``smooth`` False) it means only that the
+            curvature at scales h/4 … h is stable; it still includes the kinks, so compare it
+            with Hutchinson. None for Hutchinson (no step).
+        smooth: whether the loss, as a function of the parameters H is taken over, ran no op
+            with a kink or a jump at θ (see `nonsmooth_ops`); None when not inspected.
+        nonsmooth_ops: the aten ops with kinks that the loss ran on values depending on those
+            parameters, e.g. ``("max_pool2d_with_indices", "relu")``; ops whose inputs all lie
+            strictly on one side of their kinks (a clamp that never clamps) are left out.
+        samples_small_h: the per-direction second differences at h/4 (projection; else
+            empty), in the order of `samples`.
     """
 
     mean: float
@@ -69,6 +108,21 @@ class Trace:
     evaluations: int
     method: str
     samples: np.ndarray = field(repr=False)
+    h: float | None = None
+    at_steps: dict[float, tuple[float, float]] = field(default_factory=dict)
+    step_change: float = math.nan
+    step_change_stderr: float = math.nan
+    converged: bool | None = None
+    smooth: bool | None = None
+    nonsmooth_ops: tuple[str, ...] = ()
+    samples_small_h: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+
+    @property
+    def relative_change(self) -> float:
+        """`step_change` relative to `mean` (NaN for Hutchinson or a zero mean)."""
+        if self.mean == 0 or math.isnan(self.step_change):
+            return math.nan
+        return self.step_change / abs(self.mean)
 
 
 @dataclass(frozen=True)
@@ -345,6 +399,179 @@ def _pick(w: np.ndarray, V: np.ndarray, k: int, which: str) -> tuple[np.ndarray,
     return w[idx], V[:, idx]
 
 
+# ----------------------------------------------------------------------------- smoothness
+_STEP_REFINE = 4  # the projection trace's second step is h / _STEP_REFINE (see Hessian.trace)
+
+
+class NonSmoothWarning(UserWarning):
+    """`trace("projection")` on a loss with kinks (ReLU, max-pooling, clamp, ...).
+
+    There the second differences measure the curvature at the step's scale, kinks included,
+    which does not converge to autograd's tr H (the almost-everywhere Hessian) as h → 0
+    (Böttcher & Wheeler 2022). `trace("hutchinson")` gives the latter.
+    """
+
+
+# Ops whose output has a kink or a jump wherever their input is: always reported when run on
+# values that depend on the parameters (max-type reductions and pooling, rounding, ranking).
+_ALWAYS_KINKED = frozenset({
+    "max", "min", "amax", "amin", "argmax", "argmin", "sort", "topk", "kthvalue", "median",
+    "nanmedian", "mode", "cummax", "cummin", "floor", "ceil", "round", "trunc", "frac",
+    "multi_margin_loss", "multilabel_margin_loss", "multilabel_margin_loss_forward",
+})
+# ... and families of them (pooling by max, fake quantization: piecewise constant).
+_KINKED_PREFIXES = ("max_pool", "adaptive_max_pool", "fractional_max_pool", "mkldnn_max_pool",
+                    "quantized_max_pool", "fake_quantize")
+# Elementwise ops with kinks at 0.
+_KINK_AT_ZERO = frozenset({"relu", "leaky_relu", "_prelu_kernel", "prelu", "rrelu",
+                           "rrelu_with_noise", "abs", "absolute", "sign", "sgn", "heaviside"})
+# Ops comparing two operands: a kink (or a jump) where they are equal.
+_BINARY_KINKED = frozenset({"maximum", "minimum", "fmax", "fmin", "gt", "ge", "lt", "le",
+                            "greater", "greater_equal", "less", "less_equal"})
+_NONSMOOTH_MODULES = (
+    "ReLU", "ReLU6", "LeakyReLU", "PReLU", "RReLU", "Hardtanh", "Hardswish", "Hardsigmoid",
+    "Hardshrink", "Softshrink", "Threshold", "SELU", "MaxPool1d", "MaxPool2d", "MaxPool3d",
+    "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d", "FractionalMaxPool2d",
+    "FractionalMaxPool3d",
+)
+
+
+def _arg(args: Sequence[Any], kwargs: Mapping[str, Any], i: int, name: str, default: Any) -> Any:
+    if len(args) > i:
+        return args[i]
+    return kwargs.get(name, default)
+
+
+def _kinks(name: str, overload: str, args: Sequence[Any],
+           kwargs: Mapping[str, Any]) -> list[tuple[Any, Any]] | None:
+    """Where the aten op `name.overload` is not continuously differentiable in its input.
+
+    Returns None for an op with kinks wherever it runs (pooling, max-reductions, rounding),
+    a list of (value, breakpoint) pairs (the op has a kink where value = breakpoint), or []
+    for an op that is C¹ (smooth enough for second differences: their error stays O(h)).
+    """
+    x = args[0] if args else None
+    if name in _ALWAYS_KINKED and not (name in ("max", "min") and overload == "other"):
+        return None
+    if name.startswith(_KINKED_PREFIXES):
+        return None
+    if name in _KINK_AT_ZERO:
+        if name == "leaky_relu" and _arg(args, kwargs, 1, "negative_slope", 0.01) == 1:
+            return []
+        return [(x, 0.0)]
+    if name in _BINARY_KINKED or name in ("max", "min"):
+        return [(x, _arg(args, kwargs, 1, "other", 0.0))]
+    if name == "elu":  # slopes α·scale·input_scale (left) and scale (right) at 0
+        alpha = _arg(args, kwargs, 1, "alpha", 1.0)
+        input_scale = _arg(args, kwargs, 3, "input_scale", 1.0)
+        return [] if float(alpha) * float(input_scale) == 1.0 else [(x, 0.0)]  # SELU: kink
+    if name == "hardtanh":
+        return [(x, _arg(args, kwargs, 1, "min_val", -1.0)),
+                (x, _arg(args, kwargs, 2, "max_val", 1.0))]
+    if name in ("hardswish", "hardsigmoid"):
+        return [(x, -3.0), (x, 3.0)]
+    if name in ("hardshrink", "softshrink"):
+        lambd = float(_arg(args, kwargs, 1, "lambd", 0.5))
+        return [(x, -lambd), (x, lambd)]
+    if name == "threshold":
+        return [(x, _arg(args, kwargs, 1, "threshold", 0.0))]
+    if name in ("clamp", "clip"):
+        bounds = (_arg(args, kwargs, 1, "min", None), _arg(args, kwargs, 2, "max", None))
+        return [(x, b) for b in bounds if b is not None]
+    if name in ("clamp_min", "clamp_max"):
+        return [(x, _arg(args, kwargs, 1, name[-3:], 0.0))]
+    return []
+
+
+def _reaches(value: Any, breakpoint: Any) -> bool:
+    """Whether the values lie on a breakpoint or on both sides of it (else, near θ, the op
+    acts as one smooth piece: a clamp that never clamps, a ReLU that is always on)."""
+    if not isinstance(value, Tensor) or not (value.is_floating_point() or value.is_complex()):
+        return False
+    if isinstance(breakpoint, Tensor):
+        breakpoint = breakpoint.to(value.device)
+    d = torch.as_tensor(value - breakpoint).real
+    d = d[~torch.isnan(d)]
+    return bool((d == 0).any()) or bool((d < 0).any() and (d > 0).any())
+
+
+def _module_kinks(model: torch.nn.Module) -> tuple[str, ...]:
+    """The fallback when the ops cannot be recorded: non-smooth module types in the model."""
+    found = set()
+    for mod in model.modules():
+        cls = type(mod)
+        is_kinked = any(
+            c.__module__.startswith("torch.nn") and c.__name__ in _NONSMOOTH_MODULES
+            for c in cls.__mro__
+        )
+        alpha = getattr(mod, "alpha", 1.0)
+        if is_kinked or (cls.__name__ == "ELU" and float(alpha) != 1.0):
+            found.add(f"nn.{cls.__name__}")
+    return tuple(sorted(found))
+
+
+def nonsmooth_ops(land: Landscape, names: Sequence[str]) -> tuple[str, ...]:
+    """The ops with kinks or jumps through which the loss depends on the parameters `names`.
+
+    Runs the model and the loss once on the first batch at θ₀ (eval mode, on the private
+    copy) under a `TorchDispatchMode` that records every aten op, so functional calls
+    (``F.relu``, ``x.clamp(...)``, ``torch.maximum``) count as much as modules. Values are
+    followed from the parameters: ops that see only the inputs (a clamp of the data) do not
+    count, nor do elementwise ops whose inputs all lie strictly on one side of their kinks.
+    Returns aten names, sorted (in-place variants under their plain name). If the forward
+    cannot run under the recorder, falls back to the non-smooth module types in the model
+    (``"nn.ReLU"``, ...).
+
+    Smooth means C¹ here: a jump in the second derivative only (ELU with α = 1, the Huber
+    loss) biases second differences by O(h), which vanishes with h. Over-reported: kinks that
+    cancel in the whole, as in a hand-written stable softmax ``x - x.max()`` or softsign's
+    ``abs``.
+    """
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten
+    from torch.utils.weak import WeakIdKeyDictionary
+
+    ev = land.evaluator
+    space = ev.space
+    tainted: Any = WeakIdKeyDictionary()
+    for n in names:
+        tainted[space.theta0[n]] = True
+    found: set[str] = set()
+
+    class _Recorder(TorchDispatchMode):
+        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (),
+                               kwargs: Any = None) -> Any:
+            kwargs = kwargs or {}
+            leaves = tree_flatten((args, kwargs))[0]
+            depends = any(isinstance(t, Tensor) and t in tainted for t in leaves)
+            if depends:  # before running it: in-place ops overwrite their input
+                name = str(getattr(getattr(func, "_overloadpacket", func), "__name__", func))
+                if name.endswith("_") and not name.endswith("__"):
+                    name = name[:-1]
+                kinks = _kinks(name, getattr(func, "_overloadname", "default"), args, kwargs)
+                try:
+                    hit = kinks is None or any(_reaches(v, b) for v, b in kinks)
+                except Exception:  # values we cannot compare (sparse, quantized...): a kink
+                    hit = True
+                if hit:
+                    found.add(name)
+            out = func(*args, **kwargs)
+            if depends:
+                for t in tree_flatten(out)[0]:
+                    if isinstance(t, Tensor):
+                        tainted[t] = True
+            return out
+
+    batch = ev.batches[0]
+    try:
+        with ev.plain() as module, torch.no_grad(), _Recorder():
+            out = functional_call(module, (dict(space.theta0), dict(space.buffers0)), batch.x)
+            ev.loss_fn(out, batch.y)
+    except Exception:  # an op or a model the recorder cannot run: look at the modules
+        return _module_kinks(land.model)
+    return tuple(sorted(found))
+
+
 # ----------------------------------------------------------------------------- front door
 ParamSelection = str | Iterable[str] | Direction | None
 
@@ -436,14 +663,42 @@ class Hessian:
         seed: int = 0,
         h: float | None = None,
     ) -> Trace:
-        """tr H by Hutchinson (Rademacher v, mean of vᵀHv) or from loss values only.
+        """Estimate tr H by Hutchinson (Rademacher v, mean of vᵀHv) or from loss values only.
 
-        ``method="projection"`` is Böttcher & Wheeler's estimate: for Gaussian δ ~ N(0, I),
-        E[δᵀHδ] = tr H, and δᵀHδ ≈ (L(θ+hδ) − 2L(θ) + L(θ−hδ))/h²; no Hessian-vector
-        products. `h` defaults to 1% of ‖θ‖ per unit of ‖δ‖ (≈ √N).
+        ``method="hutchinson"``: one Hessian-vector product per sample; H is autograd's
+        Hessian (on ReLU networks the almost-everywhere Hessian, kinks ignored).
+
+        ``method="projection"`` is Böttcher & Wheeler's (2022) estimate: for Gaussian
+        δ ~ N(0, I), E[δᵀHδ] = tr H, and δᵀHδ ≈ (L(θ+hδ) − 2L(θ) + L(θ−hδ))/h²; no
+        Hessian-vector products. It is taken at two steps along the same directions, h and
+        h/4, in one evaluation per direction (±h, ±h/4; 4 loss evaluations per sample, plus
+        L(θ) once): `mean` is the estimate at h, `at_steps` has both, `step_change` their
+        difference and `converged` says whether it is within the estimate's standard error.
+        A factor 4 makes a smooth loss's O(h²) error 16× smaller at h/4, so `step_change`
+        measures almost all of the error at h, while the round-off (∝ 1/h²) stays small at
+        the default h. `h` defaults to 1% of ‖θ‖ per unit of ‖δ‖ (≈ √N).
+
+        The projection estimate is the curvature of the loss at the scale h. Where the loss
+        has kinks (ReLU, max-pooling, clamp, ...; see `nonsmooth_ops`), the kinks crossed
+        within [−h, h] add to it, and it does not converge to autograd's tr H as h → 0: then
+        ``Trace.smooth`` is False and a `NonSmoothWarning` says so. Hutchinson's estimate is
+        the one to quote as tr H of such a model; the projection estimate (at each step) is
+        the curvature that the landscape pictures at that scale show.
+
+        Both kinds of Trace report `smooth` and `nonsmooth_ops` (one extra forward of the
+        first batch, cached); `h`, `at_steps`, `step_change` and `converged` are the
+        projection's (None, empty or NaN for Hutchinson).
         """
         if samples < 2:
             raise ValueError("samples must be at least 2 (the standard error needs two)")
+        if method not in ("hutchinson", "projection"):
+            raise ValueError(f"method={method!r}; use 'hutchinson' or 'projection'")
+        if h is not None and not (math.isfinite(h) and h > 0):
+            raise ValueError(f"h must be a positive finite step, got {h!r}")
+        key = ("nonsmooth_ops",)
+        if key not in self._cache:
+            self._cache[key] = nonsmooth_ops(self.land, self.names)
+        kinked: tuple[str, ...] = self._cache[key]
         gen = torch.Generator(device="cpu").manual_seed(seed)
         if method == "hutchinson":
             op = self.operator()
@@ -454,32 +709,69 @@ class Hessian:
                 vals.append(float(v @ op.hvp(v)))
             arr = np.asarray(vals)
             return Trace(float(arr.mean()), float(arr.std(ddof=1) / math.sqrt(samples)),
-                         op.hvps, method, arr)
-        if method == "projection":
-            return self._projection_trace(samples, gen, h)
-        raise ValueError(f"method={method!r}; use 'hutchinson' or 'projection'")
+                         op.hvps, method, arr, smooth=not kinked, nonsmooth_ops=kinked)
+        out = self._projection_trace(samples, gen, h, kinked)
+        if kinked:
+            import warnings
 
-    def _projection_trace(self, samples: int, gen: torch.Generator, h: float | None) -> Trace:
+            (m_h, s_h), (m_4, s_4) = out.at_steps.values()
+            warnings.warn(
+                f"trace('projection'): the loss has kinks ({', '.join(kinked)}), so its "
+                f"second differences measure the curvature at the step's scale, kinks "
+                f"included, not autograd's tr H, and do not converge to it as h → 0 "
+                f"(Böttcher & Wheeler 2022). Here {m_h:.4g} ± {s_h:.2g} at h = {out.h:.3g} and "
+                f"{m_4:.4g} ± {s_4:.2g} at h/4; trace('hutchinson') estimates tr H of the "
+                "almost-everywhere Hessian",
+                NonSmoothWarning,
+                stacklevel=2,
+            )
+        return out
+
+    def _projection_trace(
+        self, samples: int, gen: torch.Generator, h: float | None, kinked: tuple[str, ...]
+    ) -> Trace:
         space = self.land.space
         n = self.size
         if h is None:
             theta_norm = math.sqrt(sum(float(space.theta0[k].double().pow(2).sum())
                                        for k in self.names))
             h = 1e-2 * (theta_norm if theta_norm > 0 else 1.0) / math.sqrt(n)
-        center = self.land.center()["loss"]
-        vals = []
-        for _ in range(samples):
+        small = h / _STEP_REFINE
+        steps = [[-h], [h], [-small], [small]]
+        center = math.nan
+        vals = np.empty((samples, 2))
+        for i in range(samples):
             tensors = {
                 name: (torch.randn(t.shape, generator=gen, dtype=torch.float64)
                        .to(t.device, t.dtype) if name in self.names else torch.zeros_like(t))
                 for name, t in space.theta0.items()
             }
             d = Direction(tensors, kind="gaussian")
-            both = self.land.evaluator.bind([d]).evaluate([[-h], [h]])[:, 0]
-            vals.append((both[0] - 2.0 * center + both[1]) / h**2)
-        arr = np.asarray(vals)
-        return Trace(float(arr.mean()), float(arr.std(ddof=1) / math.sqrt(samples)),
-                     2 * samples + 1, "projection", arr)
+            bound = self.land.evaluator.bind([d])
+            if i == 0:  # L(θ) by the same evaluation plan as the displaced points
+                first = bound.evaluate([[0.0], *steps])[:, 0]
+                center, loss = float(first[0]), first[1:]
+            else:
+                loss = bound.evaluate(steps)[:, 0]
+            vals[i, 0] = (loss[0] - 2.0 * center + loss[1]) / h**2
+            vals[i, 1] = (loss[2] - 2.0 * center + loss[3]) / small**2
+        root = math.sqrt(samples)
+        means = vals.mean(axis=0)
+        errs = vals.std(axis=0, ddof=1) / root
+        diff = vals[:, 1] - vals[:, 0]
+        change = float(diff.mean())
+        return Trace(
+            float(means[0]), float(errs[0]), 4 * samples + 1, "projection", vals[:, 0].copy(),
+            h=float(h),
+            at_steps={float(h): (float(means[0]), float(errs[0])),
+                      float(small): (float(means[1]), float(errs[1]))},
+            step_change=change,
+            step_change_stderr=float(diff.std(ddof=1) / root),
+            converged=bool(abs(change) <= errs[0]),
+            smooth=not kinked,
+            nonsmooth_ops=kinked,
+            samples_small_h=vals[:, 1].copy(),
+        )
 
     def density(
         self,
@@ -580,12 +872,27 @@ def curvature_values(
     land: Landscape, names: list[str], dirs: Sequence[Direction], coeffs: np.ndarray,
     tol: float,
 ) -> np.ndarray:
-    """λmax, λmin, |λmin/λmax| and λmin/λmax at each row of `coeffs` (P, k)."""
-    out = np.empty((len(coeffs), 4))
+    """λmax, λmin, |λmin/λmax| and λmin/λmax at each row of `coeffs` (P, k).
+
+    Far from the model the loss may diverge: where the Hessian-vector products overflow,
+    the eigensolver fails (LinAlgError) or gives non-finite values, that point is NaN, as
+    `plane` draws divergent points, rather than an error that ends the whole map.
+    """
+    space = land.space
+    for d in dirs:
+        space.check_compatible(d)  # architecture and finite values, before any HVP
+    dirs = [d.to(space.device) for d in dirs]
+    out = np.full((len(coeffs), 4), np.nan)
     for i, c in enumerate(coeffs):
         op = HessianOperator(land, names, directions=dirs, coeffs=list(c))
-        w, _ = op.extremes(1, "both", tol=tol)
+        try:
+            with np.errstate(all="ignore"):
+                w, _ = op.extremes(1, "both", tol=tol)
+        except np.linalg.LinAlgError:  # NaN/inf in the Lanczos tridiagonal: diverged
+            continue
         lam_max, lam_min = float(w[0]), float(w[-1])
+        if not (math.isfinite(lam_max) and math.isfinite(lam_min)):
+            continue
         ratio = lam_min / lam_max if lam_max != 0 else math.nan
         out[i] = (lam_max, lam_min, abs(ratio), ratio)
     return out

@@ -8,14 +8,16 @@ move with the same coefficients.
 
 from __future__ import annotations
 
+import difflib
 import math
+import operator
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
-from .params import filter_norms, flat_dot
+from .params import check_finite, filter_norms, flat_dot
 
 Norm = Literal["filter", "layer", "model"] | None
 Ignore = Literal["biasbn"] | None
@@ -23,6 +25,22 @@ Ignore = Literal["biasbn"] | None
 _NORMS = ("filter", "layer", "model", None)
 _IGNORES = ("biasbn", None)
 _EPS = 1e-10  # as the reference code: keeps a zero slice of d from dividing by zero
+
+
+def _floating(value: object, name: str, what: str) -> Tensor:
+    """A direction's entry, detached; anything but a floating tensor is an error (an integer
+    copy of a small direction truncates to zero and would silently draw a flat line)."""
+    if not isinstance(value, Tensor):
+        raise TypeError(
+            f"the direction's {what} {name!r} is a {type(value).__name__}, not a torch.Tensor; "
+            "convert it with torch.as_tensor(value, dtype=torch.float32)"
+        )
+    if not value.is_floating_point():
+        raise TypeError(
+            f"the direction's {what} {name!r} has dtype {value.dtype}; directions must be "
+            "floating point (e.g. value.float(), or the parameter's dtype)"
+        )
+    return value.detach()
 
 
 class Direction(Mapping[str, Tensor]):
@@ -46,8 +64,13 @@ class Direction(Mapping[str, Tensor]):
         buffers: Mapping[str, Tensor] | None = None,
         **provenance: Any,
     ) -> None:
-        self._tensors = {k: v.detach() for k, v in tensors.items()}
-        self._buffers = {k: v.detach() for k, v in (buffers or {}).items()}
+        if not isinstance(tensors, Mapping):
+            raise TypeError(
+                f"a Direction is built from a mapping name → tensor, got {type(tensors).__name__}"
+                "; pass e.g. {n: torch.randn_like(p) for n, p in model.named_parameters()}"
+            )
+        self._tensors = {k: _floating(v, k, "tensor") for k, v in tensors.items()}
+        self._buffers = {k: _floating(v, k, "buffer delta") for k, v in (buffers or {}).items()}
         provenance.setdefault("kind", "custom")
         provenance.setdefault("label", provenance["kind"])
         self._provenance = dict(provenance)
@@ -63,15 +86,30 @@ class Direction(Mapping[str, Tensor]):
 
     @property
     def buffers(self) -> Mapping[str, Tensor]:
+        """Deltas of floating buffers that move with this direction (a copy of the map)."""
         return dict(self._buffers)
 
     @property
     def provenance(self) -> dict[str, Any]:
+        """Where this direction came from: kind, seed, norm, ignore, label... (a copy)."""
         return dict(self._provenance)
 
     @property
     def label(self) -> str:
+        """The axis label."""
         return str(self._provenance["label"])
+
+    def to(self, device: torch.device | str) -> Direction:
+        """This direction with every tensor on `device` (itself when they already are)."""
+        device = torch.device(device)
+        tensors = {**self._tensors, **self._buffers}
+        if all(t.device == device for t in tensors.values()):
+            return self
+        return Direction(
+            {k: v.to(device) for k, v in self._tensors.items()},
+            buffers={k: v.to(device) for k, v in self._buffers.items()},
+            **self._provenance,
+        )
 
     def norm(self) -> float:
         """Euclidean norm over the parameters (buffers excluded)."""
@@ -102,7 +140,7 @@ def combine(coeffs: Sequence[float], dirs: Sequence[Direction], **provenance: An
     return Direction(tensors, buffers=buffers, **provenance)
 
 
-def _named_params(model: nn.Module) -> list[tuple[str, Tensor]]:
+def _named_params(model: nn.Module, what: str = "the model") -> list[tuple[str, Tensor]]:
     if not isinstance(model, nn.Module):
         raise TypeError(
             f"expected a torch.nn.Module, got {type(model).__name__}; pass the model itself"
@@ -115,12 +153,24 @@ def _named_params(model: nn.Module) -> list[tuple[str, Tensor]]:
         raise TypeError(
             f"parameters {bad} are not floating point; convert the model with model.float()"
         )
+    # Normalizing against a NaN θ would give a NaN direction: say where it comes from.
+    check_finite(dict(params), f"{what}'s parameter",
+                 "load a checkpoint from before training diverged")
     return params
 
 
 def _check_choice(name: str, value: object, allowed: tuple[object, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not supported; use one of {list(allowed)}")
+    if (isinstance(value, str) and value in allowed) or (value is None and None in allowed):
+        return
+    hint = ""
+    if isinstance(value, str):
+        names = [a for a in allowed if isinstance(a, str)]
+        close = difflib.get_close_matches(value.lower(), names, n=1, cutoff=0.6)
+        if close:
+            hint = f" (did you mean {name}={close[0]!r}?)"
+    raise ValueError(
+        f"{name}={value!r} is not supported{hint}; use one of {list(allowed)}"
+    )
 
 
 def normalize(
@@ -161,6 +211,19 @@ def normalize(
     return out
 
 
+def _seed(seed: object) -> int:
+    """An int seed; NumPy integers count (they come from ranges), floats and bools do not."""
+    if not isinstance(seed, bool):
+        try:
+            return operator.index(seed)  # type: ignore[arg-type]
+        except TypeError:
+            pass
+    example = f"seed={int(seed)}" if isinstance(seed, float) and seed.is_integer() else "seed=0"
+    raise TypeError(
+        f"seed must be an int, got {seed!r} ({type(seed).__name__}); pass e.g. {example}"
+    )
+
+
 def random(
     model: nn.Module,
     seed: int = 0,
@@ -175,8 +238,7 @@ def random(
     then cast to each parameter's dtype and moved to its device: the same seed gives the same
     direction, bit for bit, on every run and machine.
     """
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {seed!r}")
+    seed = _seed(seed)
     _check_choice("norm", norm, _NORMS)
     _check_choice("ignore", ignore, _IGNORES)
     params = _named_params(model)
@@ -207,7 +269,7 @@ def towards(
     which interpolation between two BN models needs to give the right losses.
     """
     mine = dict(_named_params(model))
-    theirs = dict(_named_params(other))
+    theirs = dict(_named_params(other, "the other model"))
     if mine.keys() != theirs.keys() or any(
         mine[k].shape != theirs[k].shape for k in mine
     ):

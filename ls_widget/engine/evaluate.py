@@ -20,16 +20,22 @@ the same inputs give the same numbers on every run.
 from __future__ import annotations
 
 import copy
+import inspect
+import math
+import numbers
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
+from torch.utils.flop_counter import FlopCounterMode
 
 from . import speedups
 from .data import Batch
@@ -40,6 +46,14 @@ from .params import ParamSpace
 LossFn = Callable[[Tensor, Tensor], Tensor]
 DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes for precomputed activations and vmap chunks
 _VMAP_SMALL_DATA = 512  # samples: below this, one point underfills even a CPU
+# Points per vmap call, at most. Every call gets exactly its binding's chunk of points (the
+# last one padded), because a batched kernel may round differently for another batch size:
+# so a point's value never depends on how many points share its call.
+_VMAP_MAX_CHUNK = 128
+# A tile is about this much arithmetic (counted, not timed): ~0.1–0.3 s on two CPU cores, so
+# a consumer can stop between tiles; tiles hold 1 to 512 points.
+_TILE_FLOPS = 2e10
+_MAX_TILE = 512
 # Precomputing the first layer trades its multiply-adds per output (its fan-in) for ~3 memory
 # passes per output per point: it pays from about this fan-in (measured on CPU: the digits
 # MLP's 64 and 3-channel image stems' 27–147 gain 1.2–1.7×, a 1-channel 3×3 conv's 9 loses).
@@ -54,15 +68,196 @@ def _module_and_leaf(root: nn.Module, name: str) -> tuple[nn.Module, str]:
     return mod, leaf
 
 
-def _as_scalar(value: Tensor, what: str) -> Tensor:
+def _as_scalar(value: object, what: str) -> Tensor:
     if not isinstance(value, Tensor):
-        value = torch.as_tensor(value)
+        try:
+            value = torch.as_tensor(value)
+        except Exception:  # None, a module, a string...: not a number
+            raise TypeError(
+                f"the {what} returned a {type(value).__name__}; it must return the batch mean "
+                "as a scalar tensor or a number"
+            ) from None
     if value.numel() != 1:
+        example = (
+            "F.cross_entropy(out, y) with reduction='mean'" if what == "loss"
+            else "(out.argmax(1) == y).float().mean()"
+        )
         raise ValueError(
             f"the {what} returned a tensor of shape {tuple(value.shape)}; it must return the "
-            f"batch mean as a scalar (e.g. F.cross_entropy(out, y) with reduction='mean')"
+            f"batch mean as a scalar (e.g. {example})"
         )
     return value if value.dim() == 0 else value.reshape(())
+
+
+_METRICS_MODULE = "ls_widget.engine.metrics"
+
+
+def _describe(obj: object) -> str:
+    """'shape (20, 3), float32' for a tensor, else the type (and a dict's keys)."""
+    if isinstance(obj, Tensor):
+        return f"shape {tuple(obj.shape)}, {str(obj.dtype).replace('torch.', '')}"
+    if isinstance(obj, Mapping):
+        return f"a {type(obj).__name__} with keys {list(obj)[:5]}"
+    if isinstance(obj, (tuple, list)):
+        return f"a {type(obj).__name__} of {len(obj)}: " + ", ".join(
+            f"({_describe(o)})" for o in obj[:3]
+        )
+    return "None" if obj is None else f"a {type(obj).__name__}"
+
+
+def _target_hint(out: object, y: object) -> str:
+    """What is most likely wrong when a loss or metric fails on (out, y), and the fix."""
+    if out is None:
+        return "the model returned None: does its forward `return` the output?"
+    if not isinstance(out, Tensor):
+        pick = "out[0]" if isinstance(out, (tuple, list)) else "out.logits"
+        return (
+            f"the model returns {_describe(out)}, which the loss receives as it is: pass a "
+            f"loss that picks the tensor, e.g. lambda out, y: F.cross_entropy({pick}, y)"
+        )
+    if not isinstance(y, Tensor):
+        return (
+            f"the target is {_describe(y)}, which the loss receives as it is: pass a loss that "
+            "takes it (e.g. lambda out, y: F.cross_entropy(out, y['labels'])) or y as a tensor"
+        )
+    if out.numel() == 0:
+        return f"the model's output is empty (shape {tuple(out.shape)}): check its forward"
+    if out.dim() > 0 and y.dim() > 0 and out.shape[0] != y.shape[0]:
+        return (
+            f"the output has {out.shape[0]} samples and the target {y.shape[0]}: every batch "
+            "needs one target per sample, in the same order"
+        )
+    one_column = out.dim() == 1 or (out.dim() == 2 and out.shape[1] == 1)  # binary/regression
+    if y.is_floating_point():
+        if out.dim() != y.dim() + 1:
+            return ""
+        if one_column:
+            return (
+                f"the output is shaped {tuple(out.shape)} and the target {tuple(y.shape)}: make "
+                "them match, e.g. y.reshape(-1, 1)"
+            )
+        return "class-index targets must be integers: pass y.long() (NumPy: y.astype(np.int64))"
+    if one_column:
+        reshape = ".reshape(-1, 1)" if out.dim() == 2 and y.dim() == 1 else ""
+        return (
+            "the model has one output per sample: a binary or regression loss (e.g. "
+            f"F.binary_cross_entropy_with_logits) needs targets y.float(){reshape}; for "
+            "classes, give the model one output per class"
+        )
+    if y.shape == out.shape and out.dim() > 1:
+        return (
+            "integer targets shaped like the output look one-hot: pass class indices "
+            "y.argmax(1), or y.float() as class probabilities"
+        )
+    if y.dtype not in (torch.int64, torch.uint8, torch.bool):
+        return f"class-index targets must be int64, not {y.dtype}: pass y.long()"
+    if out.dim() == y.dim() + 1 and y.numel() > 0:
+        lo, hi, classes = int(y.min()), int(y.max()), out.shape[1]
+        if hi >= classes or lo < -100:
+            return (
+                f"the targets range over {lo}..{hi} but the model has {classes} outputs: class "
+                f"indices must lie in 0..{classes - 1}"
+            )
+    return ""
+
+
+def _raise_with_context(exc: Exception, context: str, hint: str = "") -> NoReturn:
+    """Raise `exc` explained by what was called on what (`context`) and the likely fix, in
+    its own type: a new exception for the builtin types (so `except RuntimeError` still
+    works), else `exc` itself with a note."""
+    tail = f" — {hint}" if hint else ""
+    if type(exc) in (RuntimeError, ValueError, TypeError, IndexError, NotImplementedError):
+        raise type(exc)(f"{context}: {exc}{tail}") from exc
+    exc.add_note(context + tail)
+    raise exc
+
+
+def _check_fn(fn: object, what: str, example: str) -> None:
+    """`fn` can be called as fn(output, target): not a class, and a signature that binds."""
+    if isinstance(fn, type):
+        raise TypeError(
+            f"the {what} is the class {fn.__name__}; pass an instance, {fn.__name__}(), or a "
+            f"function fn(output, target) such as {example}"
+        )
+    if not callable(fn):
+        raise TypeError(
+            f"the {what} must be a callable fn(output, target), e.g. {example}; got "
+            f"{type(fn).__name__}"
+        )
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):  # builtins without a signature: calling them will tell
+        return
+    try:
+        sig.bind(None, None)
+    except TypeError:
+        name = getattr(fn, "__name__", type(fn).__name__)
+        raise TypeError(
+            f"the {what} {name}{sig} cannot be called as fn(output, target); ls-widget calls it "
+            f"with the model's output and the batch's targets, e.g. {example}"
+        ) from None
+
+
+def _same(a: Tensor, b: Tensor) -> bool:
+    """Bit for bit equal (NaNs included: a buffer may hold a mask of -inf or NaN)."""
+    if a.shape != b.shape or a.dtype != b.dtype or a.device != b.device:
+        return False
+    if torch.equal(a, b):
+        return True
+    return a.numel() > 0 and torch.equal(
+        a.reshape(-1).contiguous().view(torch.uint8), b.reshape(-1).contiguous().view(torch.uint8)
+    )
+
+
+def _check_output(out: object, where: str) -> None:
+    if out is None:
+        raise TypeError(
+            "the model's forward returned None; it must return its output (a missing `return`?)"
+        )
+    if isinstance(out, Tensor) and out.numel() == 0:
+        raise ValueError(
+            f"the model returned an empty output of shape {tuple(out.shape)} on {where}; a loss "
+            "needs at least one value per sample"
+        )
+
+
+def _center_hint(out: object, batch: Batch) -> str:
+    """Where a non-finite loss at θ₀ comes from (the parameters are known to be finite)."""
+    bad_x = sum(int((~torch.isfinite(t)).sum()) for t in batch.x if t.is_floating_point())
+    if bad_x:
+        return (
+            f"the inputs contain {bad_x} NaN/inf values; clean the data (drop those rows, or "
+            "X = torch.nan_to_num(X))"
+        )
+    y = batch.y
+    if isinstance(y, Tensor) and y.is_floating_point() and not bool(torch.isfinite(y).all()):
+        return "the targets contain NaN/inf values; clean them (or drop those samples)"
+    if isinstance(out, Tensor) and out.is_floating_point() and not bool(
+        torch.isfinite(out).all()
+    ):
+        return (
+            "the model's output contains NaN/inf although its inputs and parameters are "
+            "finite; look for log, sqrt or division of non-positive values in forward (or "
+            "overflow in float16)"
+        )
+    return (
+        "the model's output is finite, so the loss makes it non-finite; check the loss (e.g. "
+        "log of 0, or targets outside the range it expects)"
+    )
+
+
+def _writes_target(what: str) -> NoReturn:
+    raise ValueError(
+        f"the {what} writes to its target in place (e.g. y[y == 255] = 0); every point is "
+        "scored against the same targets, so it must not change them: work on a copy in the "
+        "loss (y = y.clone()), or clean the targets once before building the Landscape"
+    )
+
+
+def _fresh_inputs(module: nn.Module, args: tuple) -> tuple:
+    """Forward pre-hook for models that write to their inputs: they get copies, so the data
+    (the user's tensors, and ours) is the same for every point."""
+    return tuple(a.clone() if isinstance(a, Tensor) else a for a in args)
 
 
 class _Injected(nn.Module):
@@ -235,9 +430,28 @@ class Evaluator:
         strategy: str = "auto",
     ) -> None:
         if not callable(loss_fn):
-            raise TypeError("loss must be a callable loss_fn(output, target), e.g. F.cross_entropy")
+            raise TypeError(
+                "loss must be a callable loss_fn(output, target), e.g. F.cross_entropy; got "
+                f"{type(loss_fn).__name__}"
+            )
+        _check_fn(loss_fn, "loss", "F.cross_entropy")
+        if metrics is not None and not isinstance(metrics, Mapping):
+            raise TypeError(
+                f"metrics must be a dict name → fn(output, target), got {type(metrics).__name__}"
+                "; pass e.g. metrics={'accuracy': lw.metrics.accuracy}"
+            )
+        for name, fn in (metrics or {}).items():
+            if not isinstance(name, str):
+                raise TypeError(f"metric names must be strings, got {name!r}")
+            _check_fn(fn, f"metric {name!r}", "lw.metrics.accuracy")
         if strategy not in ("auto", "loop", "vmap"):
             raise ValueError(f"strategy={strategy!r}; use 'auto', 'loop' or 'vmap'")
+        if isinstance(memory_budget, bool) or not isinstance(memory_budget, numbers.Real):
+            raise TypeError(
+                f"memory_budget is a number of bytes, got {memory_budget!r}; e.g. 2**30 for 1 GiB"
+            )
+        if not memory_budget > 0:
+            raise ValueError(f"memory_budget must be a positive number of bytes: {memory_budget}")
         self.space = space
         self.batches = batches
         self.loss_fn = loss_fn
@@ -253,6 +467,7 @@ class Evaluator:
             isinstance(m, (nn.Conv2d,)) for m in model.modules()
         )
         self._copy = self._private_copy(model)
+        self.flops_per_point = 0.0  # counted in the first forward (_find_first_layer)
         self._first: tuple[str, nn.Module] | None = self._find_first_layer()
         # Narrow Linears the loop computes padded (speedups.py): CPU float32 only, where
         # MKL's small-N sgemm is slow.
@@ -284,6 +499,13 @@ class Evaluator:
             memo[id(p)] = nn.Parameter(p.new_empty(0), requires_grad=False)
         for b in model.buffers():
             memo[id(b)] = b.new_empty(0)
+        # Tensors a forward left as plain attributes with autograd history (the weight that
+        # the old torch.nn.utils.weight_norm / spectral_norm hooks compute) refuse deepcopy;
+        # the hooks recompute them on every call, so a detached copy will do.
+        for mod in model.modules():
+            for t in vars(mod).values():
+                if isinstance(t, Tensor) and t.grad_fn is not None and id(t) not in memo:
+                    memo[id(t)] = t.detach().clone()
         try:
             clone = copy.deepcopy(model, memo)
         except Exception as exc:  # any failure means: cannot copy this model
@@ -297,11 +519,58 @@ class Evaluator:
         self._alias_p = self._aliases(clone.named_parameters(remove_duplicate=False))
         self._alias_b = self._aliases(clone.named_buffers(remove_duplicate=False))
         self._root = clone
+        self._probe_forward(clone)
         for name in self._alias_p:
             self.set_param(name, self.space.theta0[name])
         for name in self._alias_b:
             self.set_buffer(name, self.space.buffers0[name])
         return clone
+
+    def _probe_forward(self, clone: nn.Module) -> None:
+        """Run the copy once at θ₀ on the first batch, all on tensors of its own.
+
+        A forward that fails, or returns nothing usable, is reported now with what it was
+        given. Then writes: a forward that writes to its inputs gets fresh copies of them on
+        every call (so the user's data, which our batches may share, is never written, and
+        every point sees the same data); one that writes to its parameters or buffers is an
+        error, since each point would move the model for the next (and drift θ₀).
+        """
+        space = self.space
+        for name in self._alias_p:
+            self.set_param(name, space.theta0[name].clone())
+        for name in self._alias_b:
+            self.set_buffer(name, space.buffers0[name].clone())
+        x = self.batches[0].x
+        mine = tuple(t.clone() for t in x)
+        where = "the first batch" if len(self.batches) > 1 else "the data"
+        try:
+            with torch.no_grad():
+                out = clone(*mine)
+        except Exception as exc:
+            self._forward_error(exc, self.batches[0], where)
+        _check_output(out, where)
+        for kind, aliases, slots, snapshot in (
+            ("parameter", self._alias_p, "_parameters", space.theta0),
+            ("buffer", self._alias_b, "_buffers", space.buffers0),
+        ):
+            for name, names in aliases.items():
+                for alias in names:
+                    mod, leaf = _module_and_leaf(clone, alias)
+                    now = getattr(mod, slots).get(leaf)
+                    if isinstance(now, Tensor) and _same(now.detach(), snapshot[name]):
+                        continue
+                    cache = (
+                        " (if it is a cache the model fills on first use, run the model once "
+                        "on your data before building the Landscape)" if kind == "buffer" else ""
+                    )
+                    raise ValueError(
+                        f"the model's forward writes to its {kind} {alias!r}: it changed when "
+                        "ls-widget ran the model once at θ₀ in eval mode, so every point "
+                        "evaluated would move the model for the next. Move that update out of "
+                        "forward (into the training loop, or under `if self.training:`)" + cache
+                    )
+        if not all(_same(a, b) for a, b in zip(mine, x, strict=True)):
+            clone.register_forward_pre_hook(_fresh_inputs)
 
     @staticmethod
     def _aliases(named: object) -> dict[str, list[str]]:
@@ -320,6 +589,7 @@ class Evaluator:
             mod._parameters[leaf] = param
 
     def set_buffer(self, name: str, value: Tensor) -> None:
+        """Point buffer `name` (and its aliases) of the private copy at `value`."""
         for alias in self._alias_b.get(name, [name]):
             mod, leaf = _module_and_leaf(self._root, alias)
             mod._buffers[leaf] = value
@@ -337,14 +607,17 @@ class Evaluator:
                     if name not in order:
                         order.append(name)
                 hooks.append(mod.register_forward_pre_hook(hook))
+        first = self.batches[0]
         try:
-            with torch.no_grad():
-                self._forward(self._copy, self.batches[0])
+            with torch.no_grad(), FlopCounterMode(display=False) as counter:
+                self._forward(self._copy, first)
         except Exception:  # the real evaluation reports errors properly
             return None
         finally:
             for h in hooks:
                 h.remove()
+        # Arithmetic per point, counted (not timed): it sizes tiles deterministically.
+        self.flops_per_point = counter.get_total_flops() * self.n_samples / max(1, first.n)
         if not order:
             return None
         name = order[0]
@@ -373,25 +646,132 @@ class Evaluator:
         return module(*batch.x)
 
     def _score(self, out: Tensor, batch: Batch) -> list[Tensor]:
-        """The loss and metrics of one batch as 0-d tensors on the model's device."""
-        vals = [_as_scalar(self.loss_fn(out, batch.y), "loss")]
-        for name, fn in self.metrics.items():
-            vals.append(_as_scalar(fn(out, batch.y), f"metric {name!r}"))
-        return [v if v.device == self.device else v.to(self.device) for v in vals]
+        """The loss and metrics of one batch as 0-d tensors on the model's device.
+
+        Where the loss is not finite (a diverged point) every metric is NaN too: a diverged
+        model has no meaningful accuracy, and a finite one would be drawn as if it had.
+        """
+        y = batch.y
+        # The targets are shared by every point (and may be the user's own tensor): a loss or
+        # metric that writes to them would change the next point's. Autograd's version
+        # counter tells, for the price of an attribute read.
+        version = y._version if isinstance(y, Tensor) and not y.is_inference() else None
+        loss = _as_scalar(self._call(self.loss_fn, out, y, "loss"), "loss")
+        if version is not None and y._version != version:
+            _writes_target("loss")
+        vals = [loss if loss.device == self.device else loss.to(self.device)]
+        if self.metrics:
+            finite = torch.isfinite(vals[0])
+            for name, fn in self.metrics.items():
+                what = f"metric {name!r}"
+                v = _as_scalar(self._call(fn, out, y, what), what)
+                if version is not None and y._version != version:
+                    _writes_target(what)
+                v = v if v.device == self.device else v.to(self.device)
+                vals.append(torch.where(finite, v, torch.nan))
+        return vals
+
+    @staticmethod
+    def _call(fn: LossFn, out: Tensor, y: object, what: str) -> object:
+        """fn(out, y); an error says what the loss or metric was given and the likely fix."""
+        try:
+            return fn(out, y)
+        except Exception as exc:
+            name = getattr(fn, "__name__", type(fn).__name__)
+            label = f"loss {name}" if what == "loss" else what  # metrics are named already
+            _raise_with_context(
+                exc,
+                f"the {label} failed on the model's output ({_describe(out)}) and the "
+                f"target ({_describe(y)})",
+                # lw.metrics explain their own errors; a guess from the shapes would not help
+                "" if getattr(fn, "__module__", "") == _METRICS_MODULE else _target_hint(out, y),
+            )
 
     def bind(self, directions: Sequence[Direction]) -> BoundEvaluator:
         """Prepare evaluation at θ₀ + Σ cₖ dₖ for these directions."""
+        if isinstance(directions, Direction) or not isinstance(directions, Sequence):
+            raise TypeError(
+                f"expected a list of lw.Direction, got {type(directions).__name__}; pass [d]"
+            )
         if not directions:
             raise ValueError("need at least one direction")
+        dirs = []
         for d in directions:
             if not isinstance(d, Direction):
+                keys = (
+                    " (a parameter name: was a single Direction passed where a list is "
+                    "expected? pass [d])" if isinstance(d, str) else ""
+                )
                 raise TypeError(
-                    f"expected an lw.Direction, got {type(d).__name__}; build one with "
+                    f"expected an lw.Direction, got {type(d).__name__}{keys}; build one with "
                     "lw.directions.random(model)"
                 )
-            self.space.check_compatible(d)
+            self.space.check_compatible(d)  # architecture, and finite values
+            dirs.append(d.to(self.device))  # built on another device: follow the model
         with self.lock:
-            return BoundEvaluator(self, list(directions))
+            bound = BoundEvaluator(self, dirs)
+            # After the binding's calibration, whose first point reports errors in the loss
+            # (the order of the user's loss calls stays as it was before this check existed).
+            if not self._center_checked:
+                self._check_center()
+            return bound
+
+    _center_checked = False  # set by the first successful `_check_center`
+
+    def _check_center(self) -> None:
+        """Run the model at θ₀ over all the data once, when the first binding is made.
+
+        A loss that broadcasts output against target (wrong values, with only a warning) is
+        an error; and so is a non-finite loss at θ₀, which would draw every point as NaN.
+        (Points away from θ₀ may diverge: there NaN and inf are results, drawn masked.)
+        """
+        space = self.space
+        with self.plain() as module, torch.no_grad():
+            for i, batch in enumerate(self.batches):
+                where = f"batch {i + 1} of {len(self.batches)}" if len(self.batches) > 1 else (
+                    "the data"
+                )
+                try:
+                    out = functional_call(module, (space.theta0, space.buffers0), batch.x)
+                except Exception as exc:
+                    self._forward_error(exc, batch, where)
+                _check_output(out, where)
+                with warnings.catch_warnings(record=True) as caught:
+                    # Seen even where the user ignores warnings (or saw it once already).
+                    warnings.filterwarnings("always", message=".*broadcast", category=UserWarning)
+                    loss = float(self._score(out, batch)[0])
+                for w in caught:
+                    if issubclass(w.category, UserWarning) and "broadcast" in str(w.message):
+                        raise ValueError(
+                            f"the loss broadcasts the model's output ({_describe(out)}) against "
+                            f"the target ({_describe(batch.y)}), which gives wrong values "
+                            f"(PyTorch warned: {w.message}). Make the shapes match, e.g. "
+                            "targets y.reshape(-1, 1), or a loss lambda out, y: "
+                            "F.mse_loss(out.squeeze(-1), y)"
+                        )
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+                if not math.isfinite(loss):
+                    raise ValueError(
+                        f"the model's own loss at θ₀ is {loss} on {where} (its parameters are "
+                        "finite), so every point of the landscape would be NaN: "
+                        + _center_hint(out, batch)
+                    )
+        self._center_checked = True
+
+    @staticmethod
+    def _forward_error(exc: Exception, batch: Batch, where: str) -> NoReturn:
+        ints = [t.dtype for t in batch.x if not t.is_floating_point()]
+        dtypes = ("dtype", "scalar type", "Byte", "Char", "Short", "Int", "Long", "Bool")
+        if not any(word in str(exc) for word in dtypes):
+            ints = []  # an integer input is not the problem (token ids, say)
+        hint = (
+            f"the inputs are {ints[0]}: integer data is passed as it is (e.g. token ids); "
+            "convert features with X.float() (NumPy: X.astype(np.float32))" if ints else ""
+        )
+        inputs = ", ".join(f"({_describe(t)})" for t in batch.x)
+        _raise_with_context(
+            exc, f"the model failed at θ₀ on {where}, called as model(*x) with x = {inputs}", hint
+        )
 
 
 class BoundEvaluator:
@@ -611,11 +991,14 @@ class BoundEvaluator:
             out = functional_call(self._plain, (params, bufs), batch.x)
             return torch.stack([v.to(torch.float64) for v in ev._score(out, batch)])
 
+        size = self._vmap_chunk
         with torch.no_grad():
-            for start in range(0, P, self._vmap_chunk):
-                c = torch.as_tensor(
-                    coeffs[start : start + self._vmap_chunk], device=ev.device
-                )
+            for start in range(0, P, size):
+                part = coeffs[start : start + size]
+                real = len(part)
+                if real < size:  # always `size` points per call: see _VMAP_MAX_CHUNK
+                    part = np.concatenate([part, np.repeat(part[-1:], size - real, axis=0)])
+                c = torch.as_tensor(part, device=ev.device)
                 fp = [torch.addmm(f.theta, c.to(f.theta.dtype), f.matrix) for f in self._flats]
                 fb = [
                     torch.addmm(f.theta, c.to(f.theta.dtype), f.matrix) for f in self._buf_flats
@@ -625,7 +1008,7 @@ class BoundEvaluator:
                 for batch in ev.batches:
                     fn = vmap(lambda a, b, batch=batch: point(a, b, batch))
                     acc += fn(fp, fb) * batch.n
-                out_rows.append((acc / ev.n_samples).cpu().numpy())
+                out_rows.append((acc / ev.n_samples).cpu().numpy()[:real])
         return np.concatenate(out_rows, axis=0)
 
     @property
@@ -647,21 +1030,35 @@ class BoundEvaluator:
             vectorize = self._mode == "vmap" and not nothing_moves
             res = self._vmapped(c) if vectorize else self._loop(c)
             dt = time.perf_counter() - t0
+        # The measured speed only feeds time estimates shown to the user (`check_job`); it
+        # never decides how or with which company a point is evaluated.
         pps = c.shape[0] / max(dt, 1e-9)
         old = self.ev.points_per_second
         self.ev.points_per_second = pps if old is None else 0.7 * old + 0.3 * pps
         return res
 
     # ----------------------------------------------------------------- calibration
-    def _vmap_chunk_size(self, t_loop: float) -> int:
-        """Points per vmap call: bounded by the memory budget and by ~0.25 s of work."""
+    def _vmap_chunk_size(self) -> int:
+        """Points per vmap call: bounded by the memory budget (never by timings)."""
         ev = self.ev
         act = max(
             t.numel() * t.element_size() for b in ev.batches for t in b.x
         ) * 8  # activations of a few layers per point, a rough upper estimate
-        by_mem = ev.memory_budget // max(1, act)
-        by_time = int(0.25 / max(t_loop, 1e-6))
-        return int(max(1, min(256, by_mem, max(by_time, 8))))
+        return int(max(1, min(_VMAP_MAX_CHUNK, ev.memory_budget // max(1, act))))
+
+    @property
+    def tile_size(self) -> int:
+        """Points per tile of a stream: a pure function of the model, data and plan.
+
+        About `_TILE_FLOPS` of arithmetic per tile (FLOPs counted in one forward, at least
+        one multiply-add per parameter and sample); in vmap mode a whole number of chunks.
+        """
+        ev = self.ev
+        per_point = max(ev.flops_per_point, 2.0 * ev.n_samples * ev.space.numel)
+        size = int(np.clip(_TILE_FLOPS // per_point, 1, _MAX_TILE))
+        if self._mode == "vmap":
+            size = max(1, round(size / self._vmap_chunk)) * self._vmap_chunk
+        return size
 
     def _verify(self, probe: np.ndarray) -> dict[str, object]:
         """Check the loop's shortcuts (precomputed first layer, speed-ups) against the plain
@@ -712,9 +1109,7 @@ class BoundEvaluator:
         rng = np.random.default_rng(0)
         probe = rng.uniform(-0.5, 0.5, size=(2, self.k))
         mode = ev.strategy
-        t0 = time.perf_counter()
         self._loop(probe[:1])  # runs the model once: user errors surface here, clearly
-        t_loop = time.perf_counter() - t0
         # The plan follows fixed rules, never timings, so the same inputs give bit-identical
         # results on every run (the paths differ in float rounding).
         if ev.has_conv and ev.device.type == "cpu" and mode != "vmap":
@@ -731,7 +1126,7 @@ class BoundEvaluator:
         want_vmap = mode == "vmap" or (mode == "auto" and (ev.device.type != "cpu" or small))
         self._mode = "loop"
         if want_vmap and moves:
-            self._vmap_chunk = self._vmap_chunk_size(t_loop)
+            self._vmap_chunk = self._vmap_chunk_size()
             was = bool(self._inject and self._inject.get("active"))
             self._set_injected(False)
             try:
@@ -744,9 +1139,11 @@ class BoundEvaluator:
                 if was:
                     self._set_injected(True)
         run = self._vmapped if self._mode == "vmap" else self._loop
+        # vmap runs whole chunks: time one full chunk (the speed feeds estimates only).
+        timed = probe if self._mode == "loop" else np.resize(probe, (self._vmap_chunk, self.k))
         t0 = time.perf_counter()
-        run(probe)
-        ev.points_per_second = len(probe) / max(time.perf_counter() - t0, 1e-9)
+        run(timed)
+        ev.points_per_second = len(timed) / max(time.perf_counter() - t0, 1e-9)
         ev.chosen["mode"] = self._mode
         ev.chosen["vmap_chunk"] = self._vmap_chunk
         ev._plans[key] = {

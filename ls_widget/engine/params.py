@@ -24,6 +24,7 @@ class TensorSpec:
 
     @property
     def numel(self) -> int:
+        """Number of values."""
         return int(torch.Size(self.shape).numel())
 
 
@@ -47,6 +48,11 @@ class ParamSpace:
                 f"parameters {bad} are not floating point; a loss landscape needs floating "
                 "parameters (convert the model with model.float() or model.double())"
             )
+        check_finite(
+            dict(params), "the model's parameter",
+            "a loss landscape is drawn around finite parameters: load a checkpoint from before "
+            "training diverged (or lower the learning rate and retrain)",
+        )
         with torch.no_grad():
             self.theta0: dict[str, Tensor] = {n: p.detach().clone() for n, p in params}
             self.buffers0: dict[str, Tensor] = {
@@ -73,6 +79,7 @@ class ParamSpace:
         return iter(self.specs)
 
     def spec(self, name: str) -> TensorSpec:
+        """The spec of parameter `name` (KeyError if the model has none of that name)."""
         for s in self.specs:
             if s.name == name:
                 return s
@@ -84,7 +91,8 @@ class ParamSpace:
         return tuple(n for n, b in self.buffers0.items() if b.is_floating_point())
 
     def check_compatible(self, tensors: Mapping[str, Tensor], what: str = "direction") -> None:
-        """Raise a clear error unless `tensors` is keyed and shaped exactly like θ₀."""
+        """Raise a clear error unless `tensors` is keyed and shaped exactly like θ₀ with finite
+        values, and (for a Direction) its buffer deltas match the model's floating buffers."""
         names = set(tensors)
         expected = set(self.names)
         if names != expected:
@@ -102,6 +110,52 @@ class ParamSpace:
                     f"the {what} has shape {tuple(t.shape)} for {s.name!r} where the model has "
                     f"{tuple(s.shape)}; build it from the same architecture"
                 )
+        label = getattr(tensors, "label", None)
+        named = f"the {what} {label!r}" if label else f"the {what}"
+        check_finite(
+            {n: tensors[n] for n in self.names}, f"{named}: its tensor",
+            "every point along it would be NaN: rebuild it (e.g. lw.directions.random(model) "
+            "on a model with finite parameters)",
+        )
+        buffers: Mapping[str, Tensor] = getattr(tensors, "buffers", {})
+        if buffers:
+            floating = {n: self.buffers0[n] for n in self.floating_buffer_names}
+            unknown = sorted(set(buffers) - set(floating))[:5]
+            if unknown:
+                raise ValueError(
+                    f"{named} moves buffers {unknown} that are not floating buffers of this "
+                    "model; build it from the same architecture (lw.directions.towards(model, "
+                    "other, buffers=True))"
+                )
+            for n, t in buffers.items():
+                if tuple(t.shape) != tuple(floating[n].shape):
+                    raise ValueError(
+                        f"{named} has shape {tuple(t.shape)} for buffer {n!r} where the model "
+                        f"has {tuple(floating[n].shape)}; build it from the same architecture"
+                    )
+            check_finite(dict(buffers), f"{named}: its buffer delta",
+                         "rebuild it from models with finite buffers")
+
+
+def check_finite(tensors: Mapping[str, Tensor], what: str, fix: str) -> None:
+    """Raise a ValueError naming the first tensor with a NaN or ±inf (one device sync)."""
+    if not tensors:
+        return
+    names = list(tensors)
+    device = next(iter(tensors.values())).device
+    ok = torch.stack([
+        torch.isfinite(t).all().to(device) if t.is_floating_point() or t.is_complex()
+        else torch.ones((), dtype=torch.bool, device=device)
+        for t in tensors.values()
+    ]).cpu()
+    if bool(ok.all()):
+        return
+    name = names[int((~ok).nonzero()[0])]
+    t = tensors[name]
+    nan, inf = int(torch.isnan(t).sum()), int(torch.isinf(t).sum())
+    raise ValueError(
+        f"{what} {name!r} has non-finite values ({nan} NaN, {inf} inf, of {t.numel()}); {fix}"
+    )
 
 
 def filter_norms(t: Tensor) -> Tensor:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -50,6 +51,7 @@ def parse_plane_span(span: float | Sequence) -> tuple[Span, Span]:
 
 
 def parse_n(n: int | Sequence[int], axes: int) -> tuple[int, ...]:
+    """Points per axis: an int for every axis or one int per axis, each at least 2."""
     try:
         ns = (n,) * axes if isinstance(n, (int, np.integer)) else tuple(n)
     except TypeError:
@@ -151,6 +153,7 @@ def progressive_order(shape: tuple[int, int]) -> list[tuple[int, np.ndarray, np.
 def chunks(
     rows: np.ndarray, cols: np.ndarray, size: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Consecutive runs of `size` points (the last may be shorter)."""
     for i in range(0, len(rows), max(1, size)):
         yield rows[i : i + size], cols[i : i + size]
 
@@ -187,3 +190,79 @@ def interpolate(
     method = "cubic" if finite and min(len(gy), len(gx)) >= 4 else "linear"
     rgi = RegularGridInterpolator((gy, gx), grid_values, method=method)
     return rgi(np.stack(points, axis=-1))
+
+
+@dataclass(frozen=True, eq=False)
+class Grid:
+    """The points of a line or a plane and the coarse-to-fine order they are computed in.
+
+    One value, made here and passed to everything that needs it (the engine's streams, the
+    widget's traits and level messages), so the grid is derived once.
+
+    Attributes:
+        x: α coordinates (columns), read-only.
+        y: β coordinates (rows), read-only; ``[0.0]`` for a line.
+        k: directions spanning it: 1 for a line, 2 for a plane.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    k: int
+
+    def __post_init__(self) -> None:
+        for name in ("x", "y"):
+            a = np.array(getattr(self, name), dtype=np.float64)
+            a.setflags(write=False)
+            object.__setattr__(self, name, a)
+
+    @classmethod
+    def line(cls, span: float | Sequence[float] = 1.0, n: int = 51) -> Grid:
+        """`n` points over `span` (a number s means (−s, s))."""
+        (nx,) = parse_n(n, 1)
+        return cls(axis(parse_span(span), nx), np.zeros(1), 1)
+
+    @classmethod
+    def plane(cls, span: float | Sequence = 1.0, n: int | Sequence[int] = 41) -> Grid:
+        """An nx × ny grid; `span` as `parse_plane_span`, `n` an int or (nx, ny)."""
+        (sx, sy), (nx, ny) = parse_plane_span(span), parse_n(n, 2)
+        return cls(axis(sx, nx), axis(sy, ny), 2)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, columns) = (len(y), len(x))."""
+        return (len(self.y), len(self.x))
+
+    @property
+    def size(self) -> int:
+        """Number of points."""
+        return len(self.x) * len(self.y)
+
+    @property
+    def span(self) -> tuple[Span, Span]:
+        """((x min, x max), (y min, y max))."""
+        return (float(self.x[0]), float(self.x[-1])), (float(self.y[0]), float(self.y[-1]))
+
+    @cached_property
+    def strides(self) -> list[tuple[int, int]]:
+        """(row stride, column stride) of each level, coarse to fine."""
+        return grid_strides(self.shape)
+
+    @cached_property
+    def order(self) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """(level, rows, cols) of the points each level adds, nearest the centre first."""
+        return progressive_order(self.shape)
+
+    @property
+    def levels(self) -> int:
+        """Number of refinement levels."""
+        return len(self.strides)
+
+    def level_grid(self, level: int) -> tuple[np.ndarray, np.ndarray]:
+        """Row and column indices of the rectilinear subgrid known after `level`."""
+        return level_grid(self.shape, level)
+
+    def coeffs(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Coefficients (P, k) of the points (rows[p], cols[p]) along the k directions."""
+        if self.k == 1:
+            return self.x[cols][:, None]
+        return np.stack([self.x[cols], self.y[rows]], axis=1)
