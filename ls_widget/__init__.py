@@ -5,6 +5,7 @@ SciPy; the widget is imported on first use, so batch jobs never load Jupyter pac
 """
 
 from . import directions, metrics
+from .engine.curvature import NonSmoothWarning
 from .engine.directions import Direction
 from .engine.jobs import JobEstimate, JobTooLarge
 from .engine.landscape import Landscape
@@ -34,6 +35,7 @@ __all__ = [
     "JobTooLarge",
     "Landscape",
     "LandscapeWidget",
+    "NonSmoothWarning",
     "Surface",
     "Tile",
     "__version__",
