@@ -7,6 +7,7 @@ import contextlib
 import html
 import json
 import math
+import numbers
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -24,13 +25,65 @@ from .engine.directions import Direction, combine, mix, random, towards
 from .engine.landscape import Landscape
 from .engine.results import Surface
 from .panels import HessianPanel, fmt
-from .widget import _STATIC, LandscapeWidget
+from .widget import _STATIC, LandscapeWidget, _describe, _fatal
 
 COLORMAPS = ("viridis", "magma", "inferno", "plasma", "cividis", "turbo")
+_SPAN_EXPONENTS = (-2.0, 1.0, 0.05)  # span slider: 10⁻² to 10¹ in steps of 10^0.05
+_POINTS = (5, 101, 2)  # points slider: odd counts by default, so the centre is the model
+_ISOLINES = (2, 40)
+
+
+def _span_exponents(span: float) -> tuple[float, float]:
+    """Exponent bounds of the span slider: the default range, widened to include `span` and
+    shifted so that log10(span) is one of its steps (a slider shows its value on a step)."""
+    lo, hi, step = _SPAN_EXPONENTS
+    e = math.log10(span)
+    lo = e - math.ceil((e - min(lo, e)) / step - 1e-9) * step
+    hi = e + math.ceil((max(hi, e) - e) / step - 1e-9) * step
+    # ipywidgets clamps the value into [10**lo, 10**hi]; rounding must not move span.
+    return (lo - step if 10**lo > span else lo), (hi + step if 10**hi < span else hi)
+
+
+def _points_bounds(n: int, max_points: Any) -> tuple[int, int]:
+    """Bounds of the points slider: the default range, widened to include `n`, with `n` on
+    its steps (an even n gives even steps), and within `max_points` (n² points) so that no
+    position is refused."""
+    lo, hi, step = _POINTS
+    lo = min(lo, n)
+    lo -= (n - lo) % step
+    hi = max(hi, n)
+    if isinstance(max_points, numbers.Integral) and not isinstance(max_points, bool) and (
+        int(max_points) > 0
+    ):  # else the engine's limit (far above the default range) or its clear error
+        hi = max(n, min(hi, math.isqrt(int(max_points))))
+    return lo, hi - (hi - lo) % step
+
+
+def _widget_tree(root: W.Widget) -> list[W.Widget]:
+    """`root` and every widget it holds, in traits or attributes (children, layouts, styles,
+    bqplot marks and scales, a panel's plot before it is shown)."""
+    found: dict[int, W.Widget] = {}
+    seen: set[int] = set()
+    todo: list[Any] = [root]
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, W.Widget):
+            found[id(obj)] = obj
+            todo.extend(vars(obj).values())  # holds `_trait_values`
+        elif type(obj) in (list, tuple, dict):
+            todo.extend(obj.values() if isinstance(obj, dict) else obj)
+    return list(found.values())
 
 
 class Explorer(W.VBox):
     """A LandscapeWidget and the controls that drive it.
+
+    Construction returns once the first tile is computed; a failure before (a bad argument,
+    a model or loss that cannot be evaluated, a grid over `max_points`) raises there, with
+    every thread stopped and every widget closed.
 
     Attributes:
         landscape: the `lw.Landscape` being explored.
@@ -55,6 +108,8 @@ class Explorer(W.VBox):
         n_levels: int = 12,
         adaptive: bool = False,
         hessian_k: int = 5,
+        max_points: int | None = None,
+        force: bool = False,
     ) -> None:
         self.landscape = landscape
         self.bank: dict[str, Direction] = dict(bank)
@@ -66,69 +121,89 @@ class Explorer(W.VBox):
             raise ValueError(
                 f"metric {metric!r} is not computed; choose from {list(landscape.metric_names)}"
             )
+        _check_view_args(span, n, colormap, n_levels)
         self._adaptive = adaptive
         # Bank edits (possibly from the Hessian thread) and reads of the axes take turns; a
         # thread that rewrites dropdowns mutes its own restarts and restarts once at the end.
         self._bank_lock = threading.RLock()
         self._muted: int | None = None
         self._init_hessian_state()
-        style = {"description_width": "70px"}
-        layout = W.Layout(width="260px")
-        self._axis: dict[str, tuple[W.Dropdown, W.Dropdown, W.FloatSlider]] = {}
-        rows = []
-        for ax, first in (("x", x), ("y", y)):
-            other = next((k for k in names if k not in (x, y)), first)
-            a = W.Dropdown(options=names, value=first, description=f"{ax} axis", style=style,
-                           layout=layout)
-            b = W.Dropdown(options=names, value=other, description="blend with",
-                           style=style, layout=layout)
-            t = W.FloatSlider(0.0, min=0.0, max=1.0, step=0.01, description="mix",
-                              style=style, layout=layout, readout_format=".2f")
-            t.add_class(f"lsw-mix-{ax}")
-            self._axis[ax] = (a, b, t)
-            rows.append(W.HBox([a, b, t]))
-        self.span_slider = W.FloatLogSlider(span, base=10, min=-2, max=1, step=0.05,
-                                     description="span ±", style=style, layout=layout,
-                                     readout_format=".3g")
-        self.points_slider = W.IntSlider(n, min=5, max=101, step=2, description="points",
-                             style=style, layout=layout)
-        self.metric_select = W.Dropdown(options=list(landscape.metric_names), value=metric,
-                                 description="metric", style=style, layout=layout)
-        self.log_checkbox = W.Checkbox(log, description="log scale", indent=False,
-                              layout=W.Layout(width="110px"))
-        self.colormap_select = W.Dropdown(options=COLORMAPS, value=colormap,
-                                          description="colours", style=style, layout=layout)
-        self.levels_slider = W.IntSlider(n_levels, min=2, max=40, description="isolines",
-                                  style=style, layout=layout)
-        self.new_random = W.Button(description="new random directions", icon="refresh",
-                                   layout=W.Layout(width="200px"))
-        self.new_random.on_click(lambda _: self.add_random_pair())
-        d1, d2 = self._directions()
-        self.view = LandscapeWidget(
-            landscape, d1, d2, span=span, n=n, adaptive=adaptive, metric=metric,
-            log_scale=log, colormap=colormap, n_levels=n_levels,
-        )
-        for src, trait in ((self.metric_select, "metric"), (self.log_checkbox, "log_scale"),
-                           (self.colormap_select, "colormap"), (self.levels_slider, "n_levels")):
-            traitlets.link((src, "value"), (self.view, trait))  # drawing only: no recompute
-        for a, b, t in self._axis.values():
-            for w in (a, b, t):
-                w.observe(self._restart, names="value")
-            a.observe(self._highlight, names="value")
-        self.span_slider.observe(self._restart, names="value")
-        self.points_slider.observe(self._restart, names="value")
-        self.hessian_panel = HessianPanel(
-            k=hessian_k, on_compute=lambda: self.add_hessian(hessian_k), on_pick=self._pick,
-        )
-        controls = W.VBox([
-            *rows,
-            W.HBox([self.span_slider, self.points_slider, self.new_random]),
-            W.HBox([self.metric_select, self.colormap_select, self.levels_slider,
-                    self.log_checkbox]),
-            self.hessian_panel,
-        ])
-        super().__init__([self.view, controls])
-        self.add_class("lsw-explorer")
+        try:
+            style = {"description_width": "70px"}
+            layout = W.Layout(width="260px")
+            self._axis: dict[str, tuple[W.Dropdown, W.Dropdown, W.FloatSlider]] = {}
+            for ax, first in (("x", x), ("y", y)):
+                other = next((k for k in names if k not in (x, y)), first)
+                a = W.Dropdown(options=names, value=first, description=f"{ax} axis",
+                               style=style, layout=layout)
+                b = W.Dropdown(options=names, value=other, description="blend with",
+                               style=style, layout=layout)
+                t = W.FloatSlider(0.0, min=0.0, max=1.0, step=0.01, description="mix",
+                                  style=style, layout=layout, readout_format=".2f")
+                t.add_class(f"lsw-mix-{ax}")
+                self._axis[ax] = (a, b, t)
+            # Ranges widened to hold the requested view, which is then read back from the
+            # sliders: controls and picture agree from the start.
+            lo, hi = _span_exponents(span)
+            self.span_slider = W.FloatLogSlider(
+                span, base=10, min=lo, max=hi, step=_SPAN_EXPONENTS[2], description="span ±",
+                style=style, layout=layout, readout_format=".3g",
+            )
+            lo, hi = _points_bounds(n, None if force else max_points)
+            self.points_slider = W.IntSlider(n, min=lo, max=hi, step=_POINTS[2],
+                                             description="points", style=style, layout=layout)
+            self.metric_select = W.Dropdown(options=list(landscape.metric_names),
+                                            value=metric, description="metric", style=style,
+                                            layout=layout)
+            self.log_checkbox = W.Checkbox(log, description="log scale", indent=False,
+                                           layout=W.Layout(width="110px"))
+            self.colormap_select = W.Dropdown(options=COLORMAPS, value=colormap,
+                                              description="colours", style=style,
+                                              layout=layout)
+            self.levels_slider = W.IntSlider(n_levels, min=_ISOLINES[0],
+                                             max=max(_ISOLINES[1], n_levels),
+                                             description="isolines", style=style, layout=layout)
+            self.new_random = W.Button(description="new random directions", icon="refresh",
+                                       layout=W.Layout(width="200px"))
+            self.new_random.on_click(lambda _: self.add_random_pair())
+            d1, d2 = self._directions()
+            self.view = LandscapeWidget(
+                landscape, d1, d2, span=self.span_slider.value, n=self.points_slider.value,
+                adaptive=self._adaptive, max_points=max_points, force=force, metric=metric,
+                log_scale=log, colormap=colormap, n_levels=n_levels,
+            )
+            for src, trait in ((self.metric_select, "metric"),
+                               (self.log_checkbox, "log_scale"),
+                               (self.colormap_select, "colormap"),
+                               (self.levels_slider, "n_levels")):
+                traitlets.link((src, "value"), (self.view, trait))  # drawing only: no recompute
+            for a, b, t in self._axis.values():
+                for w in (a, b, t):
+                    w.observe(self._restart, names="value")
+                a.observe(self._highlight, names="value")
+            self.span_slider.observe(self._restart, names="value")
+            self.points_slider.observe(self._restart, names="value")
+            self.hessian_panel = HessianPanel(
+                k=hessian_k, on_compute=lambda: self.add_hessian(hessian_k),
+                on_pick=self._pick,
+            )
+            self._controls = W.VBox([
+                *(W.HBox(list(w)) for w in self._axis.values()),
+                W.HBox([self.span_slider, self.points_slider, self.new_random]),
+                W.HBox([self.metric_select, self.colormap_select, self.levels_slider,
+                        self.log_checkbox]),
+                self.hessian_panel,
+            ])
+            super().__init__([self.view, self._controls])
+            self.add_class("lsw-explorer")
+            # The first tile (or the error before it) arrives before we return: a model or
+            # loss that cannot be evaluated fails here, leaving nothing running.
+            error = self.view._first_tile()
+            if error is not None:
+                raise error
+        except BaseException:
+            self.close()  # whatever was built: threads stopped and joined, comms closed
+            raise
 
     # ----------------------------------------------------------------- state
     def _direction(self, ax: str) -> Direction:
@@ -153,13 +228,20 @@ class Explorer(W.VBox):
             finally:
                 self._muted = outer
 
-    def _restart(self, _: Any = None) -> None:
+    def _restart(self, change: Mapping[str, Any] | None = None) -> None:
         if self._muted == threading.get_ident():
             return
         with self._bank_lock:
             d1, d2 = self._directions()
-            self.view.set_view(d1, d2, span=self.span_slider.value,
-                               n=self.points_slider.value, adaptive=self._adaptive)
+            try:
+                self.view.set_view(d1, d2, span=self.span_slider.value,
+                                   n=self.points_slider.value, adaptive=self._adaptive)
+            except BaseException:
+                # Refused (e.g. lw.JobTooLarge): the control goes back to what is shown.
+                if change is not None:
+                    with self._quiet():
+                        change["owner"].value = change["old"]
+                raise
 
     def _set_bank_options(self, remap: Mapping[str, str] | None = None) -> None:
         """Refresh every dropdown's options from the bank, keeping its value (or moving it
@@ -279,10 +361,16 @@ class Explorer(W.VBox):
                 self._h_next = (k, float(tol), select)
                 self._h_done.clear()
                 if self._h_thread is None:
-                    self._h_thread = threading.Thread(
+                    thread = threading.Thread(
                         target=self._hessian_worker, name="ls-widget-hessian", daemon=True
                     )
-                    self._h_thread.start()
+                    try:
+                        thread.start()
+                    except BaseException:  # e.g. "can't start new thread": nothing pending
+                        self._h_next = None
+                        self._h_done.set()
+                        raise
+                    self._h_thread = thread
         if cached:
             eig = self._eigen_cache[key]
             self._install_hessian(eig, k, select, self._axes_state())
@@ -306,7 +394,9 @@ class Explorer(W.VBox):
                     return
             try:
                 self._compute_hessian(*req)
-            except Exception as exc:  # never into the kernel: a thread has no caller
+            except BaseException as exc:  # never into the kernel: a thread has no caller
+                if _fatal(exc):
+                    raise
                 self._hessian_failed("update", exc)
 
     def _compute_hessian(self, k: int, tol: float, select: bool) -> None:
@@ -321,7 +411,9 @@ class Explorer(W.VBox):
             panel.compute_button.disabled = True
             try:
                 eig = hess.eigen(k, which="both", tol=tol)
-            except Exception as exc:  # the user's model or loss failed: show it, keep going
+            except BaseException as exc:  # the user's model or loss failed (a
+                if _fatal(exc):  # KeyboardInterrupt too): show it, keep going
+                    raise
                 self._hessian_failed("eigenpairs", exc)
                 return
             self._eigen_cache[(k, tol)] = eig
@@ -333,7 +425,9 @@ class Explorer(W.VBox):
             panel.show_status(f"{summary}; computing the spectral density…")
             try:
                 dens = hess.density()
-            except Exception as exc:
+            except BaseException as exc:
+                if _fatal(exc):
+                    raise
                 self._hessian_failed("spectral density", exc, prefix=f"{summary}; ")
                 return
             self._density = dens
@@ -348,7 +442,7 @@ class Explorer(W.VBox):
                 f"{eig.hvps} HVPs")
 
     def _hessian_failed(self, what: str, exc: BaseException, prefix: str = "") -> None:
-        self.hessian_error = f"{type(exc).__name__}: {exc}"
+        self.hessian_error = _describe(exc)
         self.hessian_panel.show_status(
             f"{prefix}Hessian {what} failed: {self.hessian_error}", error=True
         )
@@ -410,7 +504,7 @@ class Explorer(W.VBox):
                 a is not c or b is not d or t != u
                 for (a, b, t), (c, d, u) in zip(self._shown(), shown, strict=True)
             )
-            self.hessian_panel.set_eigen(eig.values, list(ranks.values()), list(entries))
+            self.hessian_panel.set_eigen(eig.values.tolist(), list(ranks.values()), list(entries))
             self._highlight()
         if changed:
             self._restart()
@@ -449,15 +543,22 @@ class Explorer(W.VBox):
         return write_html(self.view, path, title=title)
 
     def close(self) -> None:
-        """Stop the worker and close the widget and its controls (a Hessian computation
-        under way finishes in the background but is not installed)."""
+        """Stop the worker and close the widget, its controls and panels (a Hessian
+        computation under way finishes in the background but is not installed).
+
+        Every widget is closed, not only this box: ipywidgets keeps an open widget (and
+        through its observers, this explorer and its landscape) alive until it is closed.
+        Also cleans up after a failed construction."""
         if hasattr(self, "_h_lock"):
             with self._h_lock:
                 self._h_closed = True
                 self._h_next = None
-        view = getattr(self, "view", None)  # absent if construction failed
+        view = getattr(self, "view", None)  # absent if construction failed before it
         if view is not None:
-            view.close()
+            view.close()  # first: stops and joins the worker
+        for w in _widget_tree(self):
+            if w is not self:
+                w.close()
         super().close()
 
 
@@ -519,6 +620,35 @@ await widget.render({{ model, el: document.getElementById("lsw-view") }});
 """
 
 
+def _check_view_args(span: Any, n: Any, colormap: Any, n_levels: Any) -> None:
+    """The explorer's controls hold one span, one point count, a colormap name and a count of
+    isolines: refuse what they cannot show, naming the value and what to give."""
+    if isinstance(span, bool) or not isinstance(span, numbers.Real):
+        raise TypeError(
+            f"span={span!r}: the explorer's span slider takes one positive number s (both "
+            "axes show (-s, s)); for other ranges use lw.LandscapeWidget(..., "
+            "span=((xmin, xmax), (ymin, ymax)))"
+        )
+    if not (math.isfinite(float(span)) and float(span) > 0):
+        raise ValueError(
+            f"span={span!r}: give a positive, finite half-width s (both axes show (-s, s)), "
+            "e.g. span=1.0"
+        )
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(
+            f"n={n!r}: the explorer's points slider takes one int (points per axis, the "
+            "same on both); for an nx × ny grid use lw.LandscapeWidget(..., n=(nx, ny))"
+        )
+    if n < 2:
+        raise ValueError(f"n={n!r}: a grid needs at least 2 points per axis; give n ≥ 2")
+    if colormap not in COLORMAPS:
+        raise ValueError(f"colormap {colormap!r} is not available; choose from {COLORMAPS}")
+    if isinstance(n_levels, bool) or not isinstance(n_levels, numbers.Integral) or (
+        int(n_levels) < _ISOLINES[0]
+    ):
+        raise ValueError(f"n_levels={n_levels!r}: give an int ≥ {_ISOLINES[0]} (isolines)")
+
+
 def explore(
     model: nn.Module,
     data: Any,
@@ -538,25 +668,43 @@ def explore(
     adaptive: bool = False,
     seeds: tuple[int, ...] = (0, 1, 2, 3),
     hessian: int | None = None,
+    max_points: int | None = None,
+    force: bool = False,
     **landscape_kwargs: Any,
 ) -> Explorer:
     """Explore the loss landscape of `model` on `data` in a live widget.
+
+    Returns once the first tile is computed; any failure before (a bad argument, a model or
+    loss that cannot be evaluated, a refused grid) raises here and leaves nothing running.
 
     Args:
         model: a trained ``torch.nn.Module`` (never modified).
         data: ``(X, y)``, a Dataset, a DataLoader or an iterable of ``(x, y)`` batches.
         loss: ``loss(output, target)`` → batch mean; cross-entropy by default (then accuracy
             is computed too unless `metrics` says otherwise).
+        metrics: more ``name → fn(output, target)`` batch means.
         other: a second model of the same architecture: adds "towards other" (with BN
             buffers) to the direction bank.
         directions: more labelled directions for the bank.
-        x, y: bank labels of the initial axes (default: the first two random seeds).
-        span, n, metric, log, colormap, n_levels, adaptive: the initial view.
+        x: bank label of the initial x axis (default: the first random seed).
+        y: bank label of the initial y axis (default: the second random seed).
+        span: half-width s of the initial view, (−s, s) on both axes (a positive number).
+        n: points per axis of the initial view (an int ≥ 2).
+        metric: the metric drawn.
+        log: colour scale and isolines on a log scale.
+        colormap: one of `COLORMAPS`.
+        n_levels: number of isolines (≥ 2).
+        adaptive: evaluate finer levels only where interpolation misses (see
+            `Landscape.stream`).
         seeds: seeds of the filter-normalized random directions in the bank.
         hessian: compute the `hessian` largest and smallest Hessian eigenpairs in the
             background (`Explorer.add_hessian`) and add the eigenvectors to the bank; unless
             `x` or `y` is given, λ1 and λmin become the axes when they are ready (if the
             axes were not changed meanwhile). Without it, the panel's button computes them.
+        max_points: grids of more points are refused with ``lw.JobTooLarge``, which states
+            the estimated time and memory (None: the engine's default limit).
+        force: compute grids of any size.
+        **landscape_kwargs: passed to `lw.Landscape` (batch_size, memory_budget, strategy).
     """
     if metrics is None:
         metrics = {"accuracy": _metrics.accuracy} if loss is F.cross_entropy else {}
@@ -567,16 +715,19 @@ def explore(
     bank.update(directions or {})
     labels = list(bank)
     if len(labels) < 2:
-        raise ValueError("the direction bank needs at least two directions (give two seeds)")
+        raise ValueError(
+            f"the direction bank holds {labels}: it needs at least two directions; give two "
+            f"seeds (seeds={tuple(seeds)!r} now) or more `directions`"
+        )
     explorer = Explorer(
         land, bank, x=x or labels[0], y=y or labels[1], span=span, n=n, metric=metric,
         log=log, colormap=colormap, n_levels=n_levels, adaptive=adaptive,
-        hessian_k=hessian or 5,
+        hessian_k=hessian or 5, max_points=max_points, force=force,
     )
     if hessian is not None:
         try:
             explorer.add_hessian(hessian, select=x is None and y is None)
-        except Exception:
+        except BaseException:
             explorer.close()
             raise
     return explorer

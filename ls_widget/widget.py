@@ -6,13 +6,20 @@ cancelled stream is a generation number, never a killed thread). Tiles travel as
 messages with little-endian binary buffers, batched to stay under ~40 messages/s. The last
 complete surface is also kept in the binary `surface` trait, so a saved notebook or an HTML
 export shows the picture without a kernel.
+
+Faults never stop the worker: anything the user's model or loss raises in it, a
+KeyboardInterrupt included, becomes the "error" status and an error message, and the next
+view computes as usual. A widget that fails to construct stops its worker and closes its comm
+before the error reaches the caller.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +63,19 @@ def _f32(a: np.ndarray) -> bytes:
     return np.ascontiguousarray(a, dtype="<f4").tobytes()
 
 
+def _fatal(exc: BaseException) -> bool:
+    """Whether a worker thread must let `exc` end it: only SystemExit while the interpreter
+    shuts down. Everything else (an Exception, a KeyboardInterrupt raised by the user's loss)
+    is shown to the user and the thread goes on."""
+    return isinstance(exc, SystemExit) and sys.is_finalizing()
+
+
+def _describe(exc: BaseException) -> str:
+    """"ValueError: text" (the type alone when there is no text, as for a bare Ctrl-C)."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 @dataclass
 class _View:
     """What the worker computes for one generation."""
@@ -67,6 +87,8 @@ class _View:
     y: np.ndarray
     adaptive: bool
     tol: float
+    started: bool = False  # the first tile arrived, or the stream ended (see `error`)
+    error: BaseException | None = None  # what ended the stream before its first tile
 
 
 @dataclass
@@ -132,25 +154,44 @@ class LandscapeWidget(anywidget.AnyWidget):
         n: int = 41,
         adaptive: bool = False,
         tol: float = 0.01,
+        max_points: int | None = None,
+        force: bool = False,
         **traits: Any,
     ) -> None:
-        super().__init__(metric_names=list(landscape.metric_names), **traits)
         self.landscape = landscape
+        self.max_points = max_points
+        """Grids of more points are refused (`Landscape.check_job`; None: its default)."""
+        self.force = force
+        """Compute grids of any size (no `check_job` refusal)."""
+        # Set before the comm opens, so that close() (also run by __del__) works whatever
+        # failed below.
         self._cond = threading.Condition()
         self._closed = False
         self._view: _View | None = None
+        self._latest: _View | None = None
         self._pending: _View | None = None
         self._picks: deque[tuple[int, float, float]] = deque()
         self._job: _Job | None = None
         self._surface: Surface | None = None
         self._snapshots: dict[int, bytes] = {}
         self._done = threading.Event()
-        self.on_msg(self._on_frontend_msg)
         self._thread = threading.Thread(
             target=self._work, name="ls-widget-worker", daemon=True
         )
-        self._thread.start()
-        self.set_view(d1, d2, span=span, n=n, adaptive=adaptive, tol=tol)
+        self._own_layout = "layout" not in traits  # then close() closes it too
+        # anywidget hooks every instance to the bundle's FileContents (hot reload) with a
+        # closure over the widget, which keeps each widget and its landscape alive for good
+        # (manzt/anywidget#929). The bundle's text, as an instance attribute, skips the hook.
+        for key in ("_esm", "_css"):
+            self.__dict__[key] = str(getattr(type(self), key))
+        try:
+            super().__init__(metric_names=list(landscape.metric_names), **traits)
+            self.on_msg(self._on_frontend_msg)
+            self.set_view(d1, d2, span=span, n=n, adaptive=adaptive, tol=tol)
+            self._thread.start()  # last: a refused view leaves no thread behind
+        except BaseException:
+            self.close()
+            raise
 
     # ----------------------------------------------------------------- public
     @property
@@ -167,17 +208,32 @@ class LandscapeWidget(anywidget.AnyWidget):
         n: int | tuple[int, int] = 41,
         adaptive: bool = False,
         tol: float = 0.01,
+        max_points: int | None = None,
+        force: bool | None = None,
     ) -> int:
-        """Show the plane of d₁, d₂; restarts the stream. Returns the new generation."""
-        for d in (d1, d2):
+        """Show the plane of d₁, d₂; restarts the stream. Returns the new generation.
+
+        A grid over `max_points` points is refused with `lw.JobTooLarge` (stating the
+        estimated time and memory) unless `force`; both default to the widget's settings.
+        A refused or invalid view leaves the current one as it is.
+        """
+        for name, d in (("d1", d1), ("d2", d2)):
             if not isinstance(d, Direction):
-                raise TypeError(f"expected an lw.Direction, got {type(d).__name__}")
+                raise TypeError(
+                    f"{name} must be an lw.Direction, got {type(d).__name__}; build one with "
+                    "lw.directions.random(model)"
+                )
         (sx, sy), (nx, ny) = parse_plane_span(span), parse_n(n, 2)
+        self.landscape.check_job(
+            nx * ny,
+            max_points=self.max_points if max_points is None else max_points,
+            force=self.force if force is None else force,
+        )
         x, y = axis(sx, nx), axis(sy, ny)
         with self._cond:
             gen = self.generation + 1
             view = _View(gen, d1, d2, x, y, adaptive, tol)
-            self._pending = view
+            self._pending = self._latest = view
             self._done.clear()
             with self.hold_sync():
                 self.grid_x = x.tolist()
@@ -201,8 +257,24 @@ class LandscapeWidget(anywidget.AnyWidget):
             self._closed = True
             self._cond.notify_all()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=10)  # it stops at the next tile boundary
         super().close()
+        # Our Layout is a widget of its own, open (and registered) until closed.
+        layout = self._trait_values.get("layout") if self._own_layout else None
+        if layout is not None:
+            layout.close()
+
+    def _first_tile(self) -> BaseException | None:
+        """Block until the latest view's first tile arrived (or its stream ended, or a newer
+        view or close() replaced it). Returns the error that ended it before any tile."""
+        with self._cond:
+            view = self._latest
+            if view is None:
+                return None
+            self._cond.wait_for(
+                lambda: view.started or self._closed or view is not self._latest
+            )
+            return view.error
 
     # ----------------------------------------------------------------- messages in
     def _on_frontend_msg(self, _: Any, content: dict, buffers: list[bytes]) -> None:
@@ -246,11 +318,34 @@ class LandscapeWidget(anywidget.AnyWidget):
                 if self._closed:
                     return
                 view, self._pending = self._pending, None
-            if view is not None:
-                self._run(view)
-            self._serve_picks()
+            try:
+                if view is not None:
+                    self._run(view)
+                self._serve_picks()
+            except BaseException as exc:  # a fault of ours: show it, keep the worker alive
+                if _fatal(exc):
+                    raise
+                self._fail(self.generation, exc)
+
+    def _started(self, view: _View, error: BaseException | None = None) -> None:
+        with self._cond:
+            if not view.started:
+                view.started, view.error = True, error
+                self._cond.notify_all()
 
     def _run(self, view: _View) -> None:
+        error = None
+        try:
+            self._stream(view)
+        except BaseException as exc:  # the user's model or loss failed: show it, keep working
+            if _fatal(exc):
+                raise
+            error = exc
+            self._fail(view.gen, exc)
+        finally:
+            self._started(view, error)
+
+    def _stream(self, view: _View) -> None:
         land = self.landscape
         names = land.metric_names
         shape = (len(view.y), len(view.x))
@@ -279,13 +374,14 @@ class LandscapeWidget(anywidget.AnyWidget):
             batch.clear()
             last = time.perf_counter()
 
+        # set_view checked the grid's size: the caller got any refusal.
+        stream = land.stream(view.d1, view.d2, span=((view.x[0], view.x[-1]),
+                             (view.y[0], view.y[-1])), n=(shape[1], shape[0]),
+                             adaptive=view.adaptive, tol=view.tol, force=True)
         try:
-            stream = land.stream(view.d1, view.d2, span=((view.x[0], view.x[-1]),
-                                 (view.y[0], view.y[-1])), n=(shape[1], shape[0]),
-                                 adaptive=view.adaptive, tol=view.tol)
             for tile in stream:
+                self._started(view)
                 if self._stale(view.gen):
-                    stream.close()
                     return
                 if batch and batch[0].level != tile.level:
                     flush()
@@ -304,9 +400,9 @@ class LandscapeWidget(anywidget.AnyWidget):
                     flush()
                     self._serve_picks()
             flush()
-        except Exception as exc:  # the user's model or loss failed: show it, keep working
-            self._fail(view.gen, exc)
-            return
+        finally:
+            if isinstance(stream, Generator):  # at once, not when collected: ends its work
+                stream.close()
         if self._stale(view.gen):
             return
         self._finish(job)
@@ -338,7 +434,7 @@ class LandscapeWidget(anywidget.AnyWidget):
         self._done.set()
 
     def _fail(self, gen: int, exc: BaseException) -> None:
-        message = f"{type(exc).__name__}: {exc}"
+        message = _describe(exc)
         with self._cond:
             if gen != self.generation:
                 return
@@ -365,7 +461,9 @@ class LandscapeWidget(anywidget.AnyWidget):
                 dirs = [view.d1, view.d2]
                 along_x = self.landscape.evaluate(dirs, np.stack([xs, np.full_like(xs, y0)], 1))
                 along_y = self.landscape.evaluate(dirs, np.stack([np.full_like(ys, x0), ys], 1))
-            except Exception as exc:
+            except BaseException as exc:  # as in _run: shown, and the worker goes on
+                if _fatal(exc):
+                    raise
                 self._fail(gen, exc)
                 continue
             names = self.landscape.metric_names
