@@ -29,7 +29,7 @@ venv install: $(STAMP)
 $(STAMP): pyproject.toml $(BUNDLE)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install "$(TORCH)"
-	$(BIN)/pip install -e ".[dev,bench]"
+	$(BIN)/pip install -e ".[widget,dev,bench]"
 	touch $(STAMP)
 
 $(NODE_STAMP): js/package.json js/package-lock.json
