@@ -18,8 +18,8 @@ from helpers import assert_unchanged, snapshot
 from torch import nn
 
 import ls_widget as lw
-from ls_widget.engine import curvature
-from ls_widget.panels import IDLE_COLOR, X_COLOR, XY_COLOR, Y_COLOR
+from ls_widget.curvature import hessian as curvature
+from ls_widget.widget.panels import IDLE_COLOR, X_COLOR, XY_COLOR, Y_COLOR
 
 K = 2
 SPAN, N = 0.5, 7

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from helpers import lw, mlp, naive_eval
 from torch import nn
 
-from ls_widget.engine import speedups
-from ls_widget.engine.evaluate import _pad_rows
+from ls_widget.engine.evaluate import speedups
+from ls_widget.engine.evaluate.evaluator import _pad_rows
 
 
 class Scale(nn.Module):

@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from helpers import assert_unchanged, lw, quad_setup, snapshot, train
 from torch import nn
 
-from ls_widget.engine import curvature
-from ls_widget.engine.curvature import NonSmoothWarning, Trace, nonsmooth_ops
+from ls_widget.curvature import hessian as curvature
+from ls_widget.curvature.hessian import NonSmoothWarning, Trace, nonsmooth_ops
 
 
 # --------------------------------------------------------------------------------- models

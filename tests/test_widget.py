@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import ls_widget as lw
-from ls_widget.widget import LandscapeWidget
+from ls_widget.widget.view import LandscapeWidget
 
 
 class Recorder:
@@ -338,9 +338,27 @@ def test_to_html_embeds_state_and_bundle(setup, tmp_path):
         e.close()
 
 
-def test_engine_import_needs_no_jupyter():
-    code = (
-        "import sys, ls_widget; "
-        "assert 'anywidget' not in sys.modules and 'ipywidgets' not in sys.modules"
-    )
+def test_engine_runs_without_the_widget_packages():
+    # The widget packages are an extra: hide them, then the engine must import and compute,
+    # and lw.explore must say which extra to install.
+    code = """
+import sys, importlib.abc
+class Hide(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in ("anywidget", "ipywidgets", "bqplot", "traitlets"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Hide())
+import torch, ls_widget as lw
+m = torch.nn.Linear(4, 3)
+X, y = torch.randn(20, 4), torch.randint(0, 3, (20,))
+surf = lw.Landscape(m, (X, y)).plane(lw.directions.random(m, 0), lw.directions.random(m, 1), n=5)
+assert surf["loss"].shape == (5, 5)
+try:
+    lw.explore(m, (X, y))
+except ImportError as exc:
+    assert "ls-widget[widget]" in str(exc), exc
+else:
+    raise AssertionError("explore() worked without the widget packages")
+assert not any(k.split(".")[0] in ("anywidget", "ipywidgets", "bqplot") for k in sys.modules)
+"""
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -25,8 +25,8 @@ from ipywidgets.widgets import widget as ipyw
 from torch import nn
 
 import ls_widget as lw
-from ls_widget import app
-from ls_widget.widget import LandscapeWidget
+from ls_widget.widget import explorer as app
+from ls_widget.widget.view import LandscapeWidget
 
 TIMEOUT = 60  # seconds: generous, for a busy machine
 

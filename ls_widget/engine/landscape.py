@@ -11,20 +11,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .curvature import (
+from ..curvature.hessian import (
     CURVATURE_METRICS,
     Hessian,
     ParamSelection,
     curvature_values,
     select_params,
 )
+from ..directions.direction import Direction
+from ..results.records import Curve, Surface
 from .data import as_batches
-from .directions import Direction
 from .evaluate import DEFAULT_MEMORY_BUDGET, BoundEvaluator, Evaluator, LossFn
 from .jobs import JobEstimate, over_limit, refusal
 from .params import ParamSpace
 from .progressive import collect, progressive
-from .results import Curve, Surface
 from .sampling import Grid, Tile
 
 

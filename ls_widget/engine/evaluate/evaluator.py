@@ -37,11 +37,11 @@ from torch import Tensor, nn
 from torch.func import functional_call, vmap
 from torch.utils.flop_counter import FlopCounterMode
 
+from ...directions.direction import Direction
+from ..data import Batch
+from ..heap import keep_heap
+from ..params import ParamSpace
 from . import speedups
-from .data import Batch
-from .directions import Direction
-from .heap import keep_heap
-from .params import ParamSpace
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes for precomputed activations and vmap chunks
@@ -333,7 +333,7 @@ class _Flat:
         return self.__dict__["_matrix"]
 
     def move(self, coeffs: Sequence[float], new_row: bool = True) -> None:
-        """work ← (θ₀ + Σ_{k≥1} cₖdₖ) + c₀d₀, the bracket kept while a grid row lasts.
+        """Work ← (θ₀ + Σ_{k≥1} cₖdₖ) + c₀d₀, the bracket kept while a grid row lasts.
 
         Always this order, so a point's value never depends on the points before it.
         """

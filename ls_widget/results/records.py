@@ -109,7 +109,7 @@ class Curve(_Record):
         self, ax: Any = None, *, metrics: tuple[str, ...] | None = None, log: bool = False
     ) -> Any:
         """Loss on the left axis, the other metrics (e.g. accuracy) dashed on a twin axis."""
-        from ..export.figures import plot_curve
+        from ..figures.contour import plot_curve
 
         return plot_curve(self, ax=ax, metrics=metrics, log=log)
 
@@ -170,7 +170,7 @@ class Surface(_Record):
         cmap: str = "viridis",
     ) -> Any:
         """Contour plot with labelled isolines and a colorbar; the model marked at (0, 0)."""
-        from ..export.figures import plot_surface
+        from ..figures.contour import plot_surface
 
         return plot_surface(
             self, metric, ax=ax, log=log, levels=levels, filled=filled, cmap=cmap

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from ..engine.results import Curve, Surface
+    from ..results.records import Curve, Surface
 
 
 def _axes(ax: Any, figsize: tuple[float, float]) -> tuple[Any, Any]:

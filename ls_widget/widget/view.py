@@ -28,10 +28,9 @@ import anywidget
 import numpy as np
 import traitlets as t
 
-from .engine.directions import Direction
-from .engine.landscape import Landscape
-from .engine.results import Surface
-from .engine.sampling import (
+from ..directions import Direction
+from ..engine.landscape import Landscape
+from ..engine.sampling import (
     Tile,
     axis,
     grid_strides,
@@ -39,8 +38,9 @@ from .engine.sampling import (
     parse_n,
     parse_plane_span,
 )
+from ..results.records import Surface
 
-_STATIC = Path(__file__).parent / "static"
+_STATIC = Path(__file__).parent.parent / "static"
 _MIN_INTERVAL = 0.025  # seconds between tile messages: at most 40 messages/s
 _CROSS_POINTS = 101
 

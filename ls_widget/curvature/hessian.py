@@ -23,10 +23,10 @@ from scipy.sparse.linalg import LinearOperator, eigsh
 from torch import Tensor
 from torch.func import functional_call, grad, jvp
 
-from .directions import Direction
+from ..directions.direction import Direction
 
 if TYPE_CHECKING:
-    from .landscape import Landscape
+    from ..engine.landscape import Landscape
 
 
 # ----------------------------------------------------------------------------- records
@@ -822,7 +822,7 @@ class Hessian:
 
 
 def _lanczos(matvec: Any, v: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """m steps of Lanczos with full reorthogonalization; stops early on breakdown."""
+    """M steps of Lanczos with full reorthogonalization; stops early on breakdown."""
     Q = np.zeros((m, len(v)))
     alphas, betas = [], []
     q, beta, q_prev = v, 0.0, np.zeros_like(v)

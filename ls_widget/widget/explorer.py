@@ -19,13 +19,13 @@ import torch.nn.functional as F
 import traitlets
 from torch import nn
 
-from .engine import metrics as _metrics
-from .engine.curvature import Density, Eigen
-from .engine.directions import Direction, combine, mix, random, towards
-from .engine.landscape import Landscape
-from .engine.results import Surface
+from .. import metrics as _metrics
+from ..curvature.hessian import Density, Eigen
+from ..directions import Direction, combine, mix, random, towards
+from ..engine.landscape import Landscape
+from ..results.records import Surface
 from .panels import HessianPanel, fmt
-from .widget import _STATIC, LandscapeWidget, _describe, _fatal
+from .view import _STATIC, LandscapeWidget, _describe, _fatal
 
 COLORMAPS = ("viridis", "magma", "inferno", "plasma", "cividis", "turbo")
 _SPAN_EXPONENTS = (-2.0, 1.0, 0.05)  # span slider: 10⁻² to 10¹ in steps of 10^0.05

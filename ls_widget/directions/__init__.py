@@ -1,0 +1,24 @@
+"""Directions in parameter space: `Direction` and its constructors (Li et al. 2018, §4–5).
+
+- `random`: seeded Gaussian, filter-normalized by default (`normalize` for the others);
+- `towards`: from the model to another one (1D interpolation), BatchNorm statistics included;
+- `orthogonalize`, `mix`, `combine`: Gram–Schmidt, rotation within a plane, linear combinations.
+"""
+
+from .direction import Direction, combine
+from .gaussian import Ignore, Norm, normalize, random
+from .ops import mix, mix_coefficients, orthogonalize
+from .towards import towards
+
+__all__ = [
+    "Direction",
+    "Ignore",
+    "Norm",
+    "combine",
+    "mix",
+    "mix_coefficients",
+    "normalize",
+    "orthogonalize",
+    "random",
+    "towards",
+]

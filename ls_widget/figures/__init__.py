@@ -1,0 +1,5 @@
+"""Matplotlib figures of `Curve` and `Surface` records."""
+
+from .contour import contour_levels, plot_curve, plot_surface
+
+__all__ = ["contour_levels", "plot_curve", "plot_surface"]
