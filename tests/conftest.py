@@ -13,6 +13,15 @@ from torch import nn
 
 torch.set_num_threads(1)  # tiny ops: one thread is fastest and robust to a busy machine
 
+DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> torch.device:
+    """Each device this machine has: the engine's tests run on the CPU and, where present, on
+    a GPU."""
+    return torch.device(request.param)
+
 
 # --------------------------------------------------------------------------------- data
 @pytest.fixture(scope="session")

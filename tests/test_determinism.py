@@ -9,6 +9,7 @@ rounding.
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -33,15 +34,17 @@ def _assemble(tiles, shape, names=("loss",)):
     return out
 
 
-@pytest.fixture(scope="module", params=["loop", "vmap"])
-def land(request, trained_mlp, digits_small):
-    return lw.Landscape(trained_mlp, digits_small, metrics={"accuracy": lw.metrics.accuracy},
+@pytest.fixture(params=["loop", "vmap"])
+def land(request, trained_mlp, digits_small, device):
+    model = copy.deepcopy(trained_mlp).to(device)
+    data = tuple(t.to(device) for t in digits_small)
+    return lw.Landscape(model, data, metrics={"accuracy": lw.metrics.accuracy},
                         strategy=request.param)
 
 
-@pytest.fixture(scope="module")
-def dirs(trained_mlp):
-    return lw.directions.random(trained_mlp, seed=0), lw.directions.random(trained_mlp, seed=1)
+@pytest.fixture
+def dirs(land):
+    return lw.directions.random(land.model, seed=0), lw.directions.random(land.model, seed=1)
 
 
 # --------------------------------------------------------------------------------- in process
@@ -83,10 +86,11 @@ def test_adaptive_false_line_and_evaluate_agree_with_the_plane(land, dirs):
     np.testing.assert_array_equal(back.reshape(9, 9), surf["loss"])
 
 
-def test_tile_size_is_a_pure_function_of_the_inputs(trained_mlp, digits_small, dirs):
+def test_tile_size_is_a_pure_function_of_the_inputs(land, dirs):
     sizes = set()
     for _ in range(2):
-        land = lw.Landscape(trained_mlp, digits_small)
+        land = lw.Landscape(land.model, (land.evaluator.batches[0].x[0],
+                                         land.evaluator.batches[0].y))
         bound = land._bind(list(dirs))
         sizes.add((bound.tile_size, land.evaluator.chosen["vmap_chunk"]))
     assert len(sizes) == 1
@@ -96,10 +100,11 @@ def test_tile_size_is_a_pure_function_of_the_inputs(trained_mlp, digits_small, d
         assert tile % chunk == 0
 
 
-def test_vmap_and_loop_agree_to_float_rounding(trained_mlp, digits_small, dirs):
+def test_vmap_and_loop_agree_to_float_rounding(land, dirs):
     d1, d2 = dirs
-    loop = lw.Landscape(trained_mlp, digits_small, strategy="loop").plane(d1, d2, n=11)
-    vm = lw.Landscape(trained_mlp, digits_small, strategy="vmap").plane(d1, d2, n=11)
+    data = (land.evaluator.batches[0].x[0], land.evaluator.batches[0].y)
+    loop = lw.Landscape(land.model, data, strategy="loop").plane(d1, d2, n=11)
+    vm = lw.Landscape(land.model, data, strategy="vmap").plane(d1, d2, n=11)
     np.testing.assert_allclose(vm["loss"], loop["loss"], rtol=1e-5, atol=0)
 
 

@@ -114,6 +114,15 @@ def test_save_load_nonfinite(tmp_path):
     _same(surf, back)
 
 
+@pytest.mark.parametrize("name", ["x.h5", "x.csv", "x.vts"])
+def test_save_with_an_unknown_suffix_is_an_error_not_a_silent_npz(records, tmp_path, name):
+    surf, _, curve = records
+    for rec in (surf, curve):
+        with pytest.raises(ValueError, match=r"unknown file type .*\.npz"):
+            rec.save(tmp_path / name)
+    assert not list(tmp_path.iterdir())
+
+
 def test_load_rejects_foreign_npz(tmp_path):
     p = tmp_path / "other.npz"
     np.savez(p, a=np.zeros(3))

@@ -1,29 +1,12 @@
-"""Matplotlib figures of Curve and Surface records (PNG, SVG, PDF via `fig.savefig`)."""
+"""Contour figures of surfaces (PNG, SVG, PDF via `fig.savefig`)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from ..results.records import Curve, Surface
-
-
-def _axes(ax: Any, figsize: tuple[float, float]) -> tuple[Any, Any]:
-    import matplotlib.pyplot as plt
-
-    if ax is not None:
-        return ax.figure, ax
-    fig, ax = plt.subplots(figsize=figsize, layout="constrained")
-    return fig, ax
-
-
-def _label(surface_or_curve: Curve | Surface, i: int, fallback: str) -> str:
-    dirs = surface_or_curve.directions
-    if i < len(dirs) and dirs[i].get("label"):
-        return str(dirs[i]["label"])
-    return fallback
+from ._common import SurfaceLike, axes, axis_label
 
 
 def contour_levels(z: np.ndarray, levels: int | np.ndarray, log: bool) -> np.ndarray:
@@ -42,9 +25,9 @@ def contour_levels(z: np.ndarray, levels: int | np.ndarray, log: bool) -> np.nda
         hi = lo + (abs(lo) or 1.0) * 1e-6
     if log:
         subs = (1.0, 2.0, 5.0) if np.log10(hi / lo) <= int(levels) / 2 else (1.0,)
-        ticks = ticker.LogLocator(subs=subs).tick_values(lo, hi)
+        ticks = np.asarray(ticker.LogLocator(subs=subs).tick_values(lo, hi))
     else:
-        ticks = ticker.MaxNLocator(int(levels)).tick_values(lo, hi)
+        ticks = np.asarray(ticker.MaxNLocator(int(levels)).tick_values(lo, hi))
     inside = ticks[(ticks >= lo) & (ticks <= hi)]
     # Bracket the data so every finite value gets a colour.
     below = ticks[ticks < lo][-1:] if (ticks < lo).any() else np.array([lo])
@@ -53,7 +36,7 @@ def contour_levels(z: np.ndarray, levels: int | np.ndarray, log: bool) -> np.nda
 
 
 def plot_surface(
-    surface: Surface,
+    surface: SurfaceLike,
     metric: str = "loss",
     *,
     ax: Any = None,
@@ -71,7 +54,7 @@ def plot_surface(
             f"no positive {metric} values to draw on a log scale; plot with log=False"
         )
     zm = np.ma.masked_invalid(np.where(z > 0, z, np.nan) if log else z)
-    fig, ax = _axes(ax, (5.6, 4.6))
+    fig, ax = axes(ax, (5.6, 4.6))
     lv = contour_levels(z, levels, log)
     norm = colors.LogNorm(vmin=lv[0], vmax=lv[-1]) if log else None
     X, Y = np.meshgrid(surface.x, surface.y)
@@ -93,39 +76,12 @@ def plot_surface(
         i, j = int(np.argmin(np.abs(surface.y))), int(np.argmin(np.abs(surface.x)))
         if surface.x[j] == 0 and surface.y[i] == 0 and np.isfinite(z[i, j]):
             title += f" (★ model: {z[i, j]:.3g})"
-    ax.set_xlabel(_label(surface, 0, "α"))
-    ax.set_ylabel(_label(surface, 1, "β"))
+    ax.set_xlabel(axis_label(surface, 0, "α"))
+    ax.set_ylabel(axis_label(surface, 1, "β"))
     ax.set_box_aspect(1)
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(5))
     ax.yaxis.set_major_locator(MaxNLocator(5))
     ax.set_title(title)
-    return fig
-
-
-def plot_curve(
-    curve: Curve, *, ax: Any = None, metrics: tuple[str, ...] | None = None, log: bool = False
-) -> Any:
-    """Loss on the left axis, other metrics (accuracy, ...) dashed on a twin right axis."""
-    fig, ax = _axes(ax, (5.6, 3.8))
-    names = metrics or curve.metrics
-    first, *rest = names
-    ax.plot(curve.x, curve[first], color="C0", lw=1.8, label=first)
-    if log:
-        ax.set_yscale("log")
-    ax.set_xlabel(_label(curve, 0, "α"))
-    ax.set_ylabel(first, color="C0")
-    ax.tick_params(axis="y", colors="C0")
-    ax.axvline(0.0, color="0.6", lw=0.8, ls=":")
-    if rest:
-        twin = ax.twinx()
-        for i, m in enumerate(rest, start=1):
-            twin.plot(curve.x, curve[m], color=f"C{i}", lw=1.4, ls="--", label=m)
-        colour = "C1" if len(rest) == 1 else "0.2"
-        twin.set_ylabel(", ".join(rest), color=colour)
-        twin.tick_params(axis="y", colors=colour)
-        if len(rest) > 1:
-            twin.legend(loc="upper right", fontsize=8)
-    ax.set_title(f"{first} along {_label(curve, 0, 'the direction')}")
     return fig

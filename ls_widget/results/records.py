@@ -1,4 +1,4 @@
-"""Curve and Surface: immutable records of computed landscapes, with plotting and npz files.
+"""Curve and Surface: immutable records of computed landscapes, with plotting and files.
 
 Plotters and exporters take these records and never recompute. Arrays are read-only numpy
 arrays; provenance of the directions travels with the values into saved files.
@@ -6,7 +6,6 @@ arrays; provenance of the directions travels with the values into saved files.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -15,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
-FORMAT_VERSION = 1
+from ..figures.contour import plot_surface
+from ..figures.curves import plot_curve
+from . import io
 
 
 def _frozen(a: Any, dtype: Any = np.float64) -> np.ndarray:
@@ -50,6 +51,7 @@ class _Record:
 
     @property
     def metrics(self) -> tuple[str, ...]:
+        """Names of the metrics, "loss" first."""
         return tuple(self.values)
 
     def _labels(self) -> str:
@@ -59,26 +61,9 @@ class _Record:
     def _range(a: np.ndarray) -> str:
         return f"[{a[0]:.3g}, {a[-1]:.3g}]" if len(a) else "[]"
 
-    def _header(self, kind: str) -> str:
-        return json.dumps(
-            {
-                "format": "ls-widget",
-                "version": FORMAT_VERSION,
-                "kind": kind,
-                "directions": list(self.directions),
-                "meta": self.meta,
-                "metrics": list(self.values),
-            },
-            default=_json_default,
-        )
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
+    def _header(self, kind: str) -> dict[str, Any]:
+        return {"kind": kind, "directions": list(self.directions), "meta": self.meta,
+                "metrics": list(self.values)}
 
 
 @dataclass(frozen=True)
@@ -109,14 +94,13 @@ class Curve(_Record):
         self, ax: Any = None, *, metrics: tuple[str, ...] | None = None, log: bool = False
     ) -> Any:
         """Loss on the left axis, the other metrics (e.g. accuracy) dashed on a twin axis."""
-        from ..figures.contour import plot_curve
-
         return plot_curve(self, ax=ax, metrics=metrics, log=log)
 
     def save(self, path: str | os.PathLike[str]) -> str:
-        """Write an .npz with the arrays and a JSON header of the provenance."""
+        """Write an .npz with the arrays and a JSON header of the provenance; returns the
+        path written (``.npz`` is added to a path without a suffix)."""
         arrays = {f"value_{k}": v for k, v in self.values.items()}
-        return _save(path, self._header("curve"), x=self.x, **arrays)
+        return io.write_npz(path, self._header("curve"), x=self.x, **arrays)
 
 
 @dataclass(frozen=True)
@@ -150,6 +134,7 @@ class Surface(_Record):
 
     @property
     def shape(self) -> tuple[int, int]:
+        """(rows, columns) = (len(y), len(x))."""
         return (len(self.y), len(self.x))
 
     def __repr__(self) -> str:
@@ -170,44 +155,27 @@ class Surface(_Record):
         cmap: str = "viridis",
     ) -> Any:
         """Contour plot with labelled isolines and a colorbar; the model marked at (0, 0)."""
-        from ..figures.contour import plot_surface
-
         return plot_surface(
             self, metric, ax=ax, log=log, levels=levels, filled=filled, cmap=cmap
         )
 
     def save(self, path: str | os.PathLike[str]) -> str:
-        """Write an .npz with the arrays and a JSON header of the provenance."""
+        """Write an .npz with the arrays and a JSON header of the provenance; returns the
+        path written (``.npz`` is added to a path without a suffix)."""
         arrays = {f"value_{k}": v for k, v in self.values.items()}
-        return _save(
-            path, self._header("surface"), x=self.x, y=self.y, evaluated=self.evaluated,
-            **arrays,
-        )
-
-
-def _save(path: str | os.PathLike[str], header: str, **arrays: np.ndarray) -> str:
-    path = os.fspath(path)
-    if not path.endswith(".npz"):
-        path += ".npz"
-    np.savez_compressed(path, header=np.array(header), **arrays)
-    return path
+        assert self.evaluated is not None
+        return io.write_npz(path, self._header("surface"), x=self.x, y=self.y,
+                            evaluated=self.evaluated, **arrays)
 
 
 def load(path: str | os.PathLike[str]) -> Curve | Surface:
     """Read a Curve or Surface written by `.save()`."""
-    with np.load(os.fspath(path), allow_pickle=False) as f:
-        try:
-            header = json.loads(str(f["header"]))
-        except KeyError:
-            raise ValueError(f"{path} is not an ls-widget file (no header)") from None
-        if header.get("format") != "ls-widget":
-            raise ValueError(f"{path} is not an ls-widget file")
-        values = {k: f[f"value_{k}"] for k in header["metrics"]}
-        common = {
-            "values": values,
-            "directions": tuple(header["directions"]),
-            "meta": header["meta"],
-        }
-        if header["kind"] == "curve":
-            return Curve(x=f["x"], **common)
-        return Surface(x=f["x"], y=f["y"], evaluated=f["evaluated"], **common)
+    header, arrays = io.read_npz(path)
+    common = {
+        "values": {k: arrays[f"value_{k}"] for k in header["metrics"]},
+        "directions": tuple(header["directions"]),
+        "meta": header["meta"],
+    }
+    if header["kind"] == "curve":
+        return Curve(x=arrays["x"], **common)
+    return Surface(x=arrays["x"], y=arrays["y"], evaluated=arrays["evaluated"], **common)
