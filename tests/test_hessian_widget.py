@@ -18,7 +18,7 @@ from helpers import assert_unchanged, snapshot
 from torch import nn
 
 import ls_widget as lw
-from ls_widget.curvature import hessian as curvature
+from ls_widget import curvature
 from ls_widget.widget.panels import IDLE_COLOR, X_COLOR, XY_COLOR, Y_COLOR
 
 K = 2
@@ -42,10 +42,15 @@ def rank_labels(values: np.ndarray, k: int) -> list[str]:
     return out
 
 
+def axes_of(e: lw.Explorer) -> tuple[str, str]:
+    """The bank labels on the x and y axes."""
+    return e.axes["x"].direction.value, e.axes["y"].direction.value
+
+
 def reset(e: lw.Explorer) -> None:
     """Axes back to random #0 / random #1, mix 0, and wait for that picture."""
     for ax, label in (("x", "random #0"), ("y", "random #1")):
-        a, b, t = e._axis[ax]
+        a, b, t = e.axes[ax]
         a.value, b.value, t.value = label, "random #2", 0.0
     assert e.wait(30)
 
@@ -84,7 +89,7 @@ def test_eigenvectors_join_the_bank_scaled_and_labelled(computed):
     assert labels[0].startswith("λ1 = ") and labels[-1].startswith("λmin = −")
     assert labels[-2].startswith("λmin+1 = ")
     assert list(e.bank)[-2 * K:] == labels
-    for a, b, _ in e._axis.values():
+    for a, b, _ in e.axes.values():
         assert list(a.options) == list(b.options) == list(e.bank)
     # Scaled to the first random direction's norm (the filter-normalized ≈ ‖θ‖ scale).
     ref = e.bank["random #0"].norm()
@@ -101,7 +106,7 @@ def test_eigenvectors_join_the_bank_scaled_and_labelled(computed):
     # The engine's record is shared (cached), not recomputed.
     assert e.landscape.hessian.eigen(K, which="both", tol=1e-6) is eig
     # Adding directions kept the axes and did not restart the stream.
-    assert e._axis["x"][0].value == "random #0" and e._axis["y"][0].value == "random #1"
+    assert axes_of(e) == ("random #0", "random #1")
     assert e.view.generation == gen
     # Status and panel.
     status = e.hessian_panel.status.value
@@ -138,8 +143,8 @@ def test_same_k_again_computes_nothing_and_new_k_replaces(computed, monkeypatch)
     assert all(e.bank[k] is before[k] for k in before if not k.startswith("λ"))
 
     # A different k: the old eigenvectors leave the bank, the axes follow by rank.
-    e._axis["x"][0].value = e.hessian_labels[0]  # λ1
-    e._axis["y"][0].value = e.hessian_labels[-1]  # λmin
+    e.axes["x"].direction.value = e.hessian_labels[0]  # λ1
+    e.axes["y"].direction.value = e.hessian_labels[-1]  # λmin
     assert e.wait(30)
     e.add_hessian(K + 1)
     assert e.wait_hessian(120) and e.hessian_error is None
@@ -147,7 +152,7 @@ def test_same_k_again_computes_nothing_and_new_k_replaces(computed, monkeypatch)
     labels = e.hessian_labels
     assert len(labels) == 2 * (K + 1) and labels == rank_labels(e.eigen.values, K + 1)
     assert sum(1 for k in e.bank if k.startswith("λ")) == 2 * (K + 1)
-    assert e._axis["x"][0].value == labels[0] and e._axis["y"][0].value == labels[-1]
+    assert axes_of(e) == (labels[0], labels[-1])
     assert list(e.hessian_panel.scatter.names)[-1] == "λmin"
     surf = finished(e)
     want = e.landscape.plane(e.bank[labels[0]], e.bank[labels[-1]], span=SPAN, n=N)
@@ -168,8 +173,8 @@ def test_click_selects_the_eigenvector_for_the_active_axis(computed):
     panel.target.value = "y"
     gen = e.view.generation
     panel.scatter.selected = [i]  # what bqplot's frontend sets on a click
-    assert e._axis["y"][0].value == labels[i]
-    assert e._axis["x"][0].value == "random #0"
+    assert e.axes["y"].direction.value == labels[i]
+    assert e.axes["x"].direction.value == "random #0"
     assert e.view.generation == gen + 1, "one restart per click"
     assert panel.scatter.selected is None, "ready for the next click, even on the same point"
     surf = finished(e)
@@ -184,10 +189,10 @@ def test_click_selects_the_eigenvector_for_the_active_axis(computed):
     # The other axis, then the same eigenvalue on both.
     panel.target.value = "x"
     panel.scatter.selected = [0]
-    assert e._axis["x"][0].value == labels[0]
+    assert e.axes["x"].direction.value == labels[0]
     assert panel.scatter.colors[0] == X_COLOR
     panel.scatter.selected = [i]
-    assert e._axis["x"][0].value == labels[i]
+    assert e.axes["x"].direction.value == labels[i]
     assert panel.scatter.colors[i] == XY_COLOR
     assert list(panel.marks.text) == ["x,y"]
     reset(e)
@@ -200,19 +205,19 @@ def test_highlights_follow_the_dropdowns(computed):
     labels = e.hessian_labels
     assert panel.scatter.colors == [IDLE_COLOR] * len(labels)
     assert "not an eigenvector" in panel.legend.value
-    e._axis["x"][0].value = labels[1]
+    e.axes["x"].direction.value = labels[1]
     colors = panel.scatter.colors
     assert colors[1] == X_COLOR and colors.count(IDLE_COLOR) == len(labels) - 1
     assert list(panel.marks.text) == ["x"]
     assert float(panel.marks.x[0]) == pytest.approx(e.eigen.values[1])
     assert labels[1] in panel.legend.value and X_COLOR in panel.legend.value
-    e._axis["y"][0].value = labels[-1]
+    e.axes["y"].direction.value = labels[-1]
     colors = panel.scatter.colors
     assert colors[1] == X_COLOR and colors[-1] == Y_COLOR
     assert sorted(panel.marks.text) == ["x", "y"]
-    e._axis["y"][0].value = labels[1]
+    e.axes["y"].direction.value = labels[1]
     assert panel.scatter.colors[1] == XY_COLOR and panel.scatter.colors[-1] == IDLE_COLOR
-    e._axis["x"][0].value = "random #3"
+    e.axes["x"].direction.value = "random #3"
     assert panel.scatter.colors[1] == Y_COLOR
     assert "x: not an eigenvector" in panel.legend.value
     reset(e)
@@ -222,7 +227,7 @@ def test_mix_blends_an_eigenvector_with_a_random_direction(computed):
     _, _, _, e, _, _ = computed
     reset(e)
     eig_label = e.hessian_labels[-1]
-    a, b, t = e._axis["x"]
+    a, b, t = e.axes["x"]
     a.value, b.value = eig_label, "random #2"
     gen = e.view.generation
     t.value = 0.3
@@ -266,9 +271,9 @@ def test_background_errors_are_shown_and_the_widget_keeps_working():
         assert not any(k.startswith("λ") for k in e.bank)
         assert not e.hessian_panel.compute_button.disabled
         # The surfaces still work.
-        e._axis["x"][2].value = 0.5
+        e.axes["x"].mix.value = 0.5
         surf = finished(e)
-        a, b, _ = e._axis["x"]
+        a, b, _ = e.axes["x"]
         d = lw.directions.mix(e.bank[a.value], e.bank[b.value], 0.5)
         want = e.landscape.plane(d, e.bank["random #1"], span=SPAN, n=N)
         np.testing.assert_allclose(surf["loss"], want["loss"], rtol=1e-5)
@@ -335,7 +340,7 @@ def test_explore_hessian_kwarg_puts_the_extremes_on_the_axes():
     try:
         assert e.wait_hessian(120) and e.eigen is not None
         labels = e.hessian_labels
-        assert e._axis["x"][0].value == labels[0] and e._axis["y"][0].value == labels[-1]
+        assert axes_of(e) == (labels[0], labels[-1])
         surf = finished(e)
         want = e.landscape.plane(e.bank[labels[0]], e.bank[labels[-1]], span=SPAN, n=N)
         np.testing.assert_allclose(surf["loss"], want["loss"], rtol=1e-5)
@@ -351,7 +356,7 @@ def test_explore_hessian_kwarg_puts_the_extremes_on_the_axes():
     e = lw.explore(model, (X, y), n=N, span=SPAN, hessian=K, x="random #2")
     try:
         assert e.wait_hessian(120)
-        assert e._axis["x"][0].value == "random #2" and e._axis["y"][0].value == "random #1"
+        assert axes_of(e) == ("random #2", "random #1")
     finally:
         e.close()
 
@@ -389,8 +394,8 @@ def test_add_direction_keeps_the_axes_and_does_not_restart():
         assert e.wait(30)
         gen = e.view.generation
         e.add_direction("extra", lw.directions.random(model, seed=9))
-        assert e._axis["x"][0].value == "random #2" and e._axis["y"][0].value == "random #3"
-        assert "extra" in e._axis["y"][1].options
+        assert axes_of(e) == ("random #2", "random #3")
+        assert "extra" in e.axes["y"].blend.options
         assert e.view.generation == gen
         # Replacing the direction of a shown axis restarts with the new one.
         new = lw.directions.random(model, seed=11)

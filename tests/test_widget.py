@@ -116,6 +116,38 @@ def test_ready_tiles_done_and_replay(setup):
         w.close()
 
 
+def test_ready_during_a_generation_change_replays_only_the_new_generation(setup):
+    _, _, _, land, (d1, d2, d3) = setup
+    w, rec = make(land, d1, d2, n=9)
+    gate = threading.Event()  # holds the next stream back: the worker between generations
+    stream = land.stream
+
+    def held(*args, **kwargs):
+        assert gate.wait(30)
+        return stream(*args, **kwargs)
+
+    try:
+        assert w.wait(30)
+        old = w.generation
+        land.stream = held
+        new = w.set_view(d1, d3, n=9)
+        before = len(rec.msgs)
+        frontend(w, {"type": "ready"})
+        assert rec.msgs[before:] == [], "nothing of the old generation is replayed"
+        gate.set()
+        assert w.wait(30) and w.surface_info["gen"] == new
+        before = len(rec.msgs)
+        frontend(w, {"type": "ready"})
+        replay = rec.msgs[before:]
+        assert {c["gen"] for c, _ in replay} == {new} and replay[-1][0]["type"] == "done"
+        assert [c for c, _ in replay] == [c for c, _ in rec.msgs[:before] if c["gen"] == new]
+        assert rec.of("done", old)
+    finally:
+        gate.set()
+        vars(land).pop("stream", None)
+        w.close()
+
+
 def test_tile_messages_are_rate_limited(setup):
     _, _, _, land, (d1, d2, _) = setup
     w, rec = make(land, d1, d2, n=41)
@@ -169,7 +201,7 @@ def test_slider_storm_leaves_one_worker_and_the_last_picture(setup):
 def test_close_stops_the_worker(setup):
     _, _, _, land, (d1, d2, _) = setup
     w, _ = make(land, d1, d2, n=41)
-    thread = w._thread
+    thread = w._worker.thread
     w.close()
     assert not thread.is_alive()
 
@@ -284,7 +316,7 @@ def test_kernel_stays_responsive_while_computing(setup):
     try:
         gaps = []
         t_prev = time.perf_counter()
-        while not w._done.is_set():
+        while not w.wait(0):
             time.sleep(0.005)
             now = time.perf_counter()
             gaps.append(now - t_prev)
@@ -301,13 +333,13 @@ def test_explore_mix_slider_updates_the_plane(setup):
         assert e.wait(30)
         assert isinstance(e.surface, lw.Surface)
         assert e.surface.metrics == ("loss", "accuracy")
-        a, b, t = e._axis["x"]
+        a, b, t = e.axes["x"]
         gen = e.view.generation
         t.value = 0.5
         assert e.view.generation == gen + 1
         assert e.wait(30)
         d = lw.directions.mix(e.bank[a.value], e.bank[b.value], 0.5)
-        want = e.landscape.plane(d, e.bank[e._axis["y"][0].value], span=0.5, n=11)
+        want = e.landscape.plane(d, e.bank[e.axes["y"].direction.value], span=0.5, n=11)
         np.testing.assert_allclose(e.surface["loss"], want["loss"], rtol=1e-5)
         x_label, y_label = e.view.x_label, e.view.y_label
         assert "mix(" in x_label and "random" in y_label

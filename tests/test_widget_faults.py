@@ -183,7 +183,7 @@ def assert_interrupt_shown(w: LandscapeWidget, sent: Sent, gen: int) -> None:
     (error,) = sent.of("error", gen)
     assert error["message"] == status["message"]
     assert not sent.of("done", gen)
-    assert w._thread.is_alive(), "the worker survived"
+    assert w._worker.thread.is_alive(), "the worker survived"
 
 
 def test_interrupt_in_the_stream_is_shown_and_the_worker_survives(tiny):
@@ -217,7 +217,7 @@ def test_interrupt_in_the_stream_is_shown_and_the_worker_survives(tiny):
         )
     finally:
         w.close()
-    assert not w._thread.is_alive()
+    assert not w._worker.thread.is_alive()
 
 
 def test_interrupt_in_a_cross_section_is_shown_and_the_worker_survives(tiny):
@@ -236,7 +236,7 @@ def test_interrupt_in_a_cross_section_is_shown_and_the_worker_survives(tiny):
         assert "KeyboardInterrupt: stopped inside the loss" in w.status["message"]
         assert until(lambda: sent.of("error", gen))
         assert "KeyboardInterrupt" in sent.of("error", gen)[0]["message"]
-        assert w._thread.is_alive()
+        assert w._worker.thread.is_alive()
         loss.armed = False
         gen = w.set_view(d1, d2, span=0.5, n=7)
         assert w.wait(TIMEOUT)
@@ -268,7 +268,7 @@ def test_interrupt_in_the_hessian_thread_is_shown_and_it_recovers(tiny):
         assert e.hessian_error is None and e.eigen is not None
         assert len(e.hessian_labels) == 4
         # The surfaces were not disturbed.
-        e._axis["x"][2].value = 0.5
+        e.axes["x"].mix.value = 0.5
         assert e.wait(TIMEOUT) and e.view.status["state"] == "done"
     finally:
         e.close()

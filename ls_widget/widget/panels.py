@@ -57,6 +57,8 @@ class HessianPanel(W.VBox):
         labels: bank labels of the eigenvectors, in scatter order (descending eigenvalues).
     """
 
+    children: tuple[Any, ...]  # the VBox trait, typed for mypy (ipywidgets has no types)
+
     def __init__(
         self,
         *,
