@@ -1,4 +1,4 @@
-// The message protocol between the kernel (ls_widget/widget.py) and this frontend, declared once.
+// The message protocol between the kernel (ls_widget/widget/, its Python twin ls_widget/widget/protocol.py) and this frontend, declared once.
 //
 // - `Traits`: the synced traits of `LandscapeWidget`; the model is `AnyModel<Traits>` and traits
 //   are read through `readTrait` (validated, with the Python defaults when absent).
@@ -43,7 +43,7 @@ export interface SurfaceInfo {
   y_label: string;
 }
 
-/** The synced traits of `LandscapeWidget` (ls_widget/widget.py), as the frontend receives them. */
+/** The synced traits of `LandscapeWidget` (ls_widget/widget/view.py), as the frontend receives them. */
 export interface Traits {
   /** Bumped on every change of settings; messages of older generations are dropped. */
   generation: number;
