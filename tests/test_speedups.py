@@ -12,7 +12,7 @@ from helpers import lw, mlp, naive_eval
 from torch import nn
 
 from ls_widget.engine.evaluate import speedups
-from ls_widget.engine.evaluate.evaluator import _pad_rows
+from ls_widget.engine.evaluate.flat import pad_rows
 
 
 class Scale(nn.Module):
@@ -56,7 +56,7 @@ def test_flattened_sequential_equals_the_module(name):
                 m.running_var.uniform_(0.5, 2.0)
     x = torch.randn(50, 64)
     padded = {
-        m: (_pad_rows(m.weight, speedups.PAD_TO), _pad_rows(m.bias, speedups.PAD_TO))
+        m: (pad_rows(m.weight, speedups.PAD_TO), pad_rows(m.bias, speedups.PAD_TO))
         for _, m in speedups.narrow_linears(model)
     }
     steps = speedups.flatten(model, padded)
@@ -141,9 +141,9 @@ def test_speedups_used_and_match_reference(make, digits_small):
     np.testing.assert_allclose(surf["loss"].reshape(-1), ref["loss"], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(surf["accuracy"].reshape(-1), ref["accuracy"], atol=1e-6)
     # The private copy's modules are as written after the loop (no forward left installed).
-    assert all("forward" not in m.__dict__ for m in land.evaluator._copy.modules())
+    assert all("forward" not in m.__dict__ for m in land.evaluator.private.module.modules())
     # Its parameters are the real shapes (views of the padded blocks).
-    for name, p in land.evaluator._copy.named_parameters():
+    for name, p in land.evaluator.private.module.named_parameters():
         assert p.shape == dict(model.named_parameters())[name].shape
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import TypeGuard, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -29,10 +30,11 @@ _NARROW = range(9, PAD_TO)
 _SKIP = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
 
 Step = Callable[[Tensor], Tensor]
-Padded = Mapping[nn.Module, tuple[Tensor, Tensor | None]]  # module → (16-row weight, bias)
+Padded = Mapping[nn.Linear, tuple[Tensor, Tensor | None]]  # module → (16-row weight, bias)
+M = TypeVar("M", bound=nn.Module)
 
 
-def _plain(mod: nn.Module, cls: type[nn.Module]) -> bool:
+def _plain(mod: nn.Module, cls: type[M]) -> TypeGuard[M]:
     """`mod` is exactly a `cls`, runs `cls.forward` and has no hooks."""
     return (
         type(mod) is cls
@@ -71,18 +73,19 @@ def _step(mod: nn.Module, padded: Padded) -> tuple[Step, bool] | None:
     if _plain(mod, nn.Linear):
         if mod in padded:
             return _padded_step(*padded[mod], mod.out_features), True
-        w, b = mod.weight, mod.bias
-        return (lambda x: nn.functional.linear(x, w, b)), True
-    if any(_plain(mod, c) for c in (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-        w, b, conv = mod.weight, mod.bias, mod._conv_forward  # type: ignore[union-attr]
+        weight: Tensor = mod.weight
+        bias: Tensor | None = mod.bias  # None when built with bias=False
+        return (lambda x: nn.functional.linear(x, weight, bias)), True
+    if _plain(mod, nn.Conv1d) or _plain(mod, nn.Conv2d) or _plain(mod, nn.Conv3d):
+        w, b, conv = mod.weight, mod.bias, mod._conv_forward
         return (lambda x: conv(x, w, b)), True
     if (
-        any(_plain(mod, c) for c in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d))
+        (_plain(mod, nn.BatchNorm1d) or _plain(mod, nn.BatchNorm2d) or _plain(mod, nn.BatchNorm3d))
         and not mod.training
         and mod.running_mean is not None  # else eval BN normalizes with batch statistics
     ):
         args = (mod.running_mean, mod.running_var, mod.weight, mod.bias, False, 0.0, mod.eps)
-        return (lambda x: nn.functional.batch_norm(x, *args)), True  # type: ignore[arg-type]
+        return (lambda x: nn.functional.batch_norm(x, *args)), True
     # Any other module as written (minus the __call__ machinery when it has no hooks).
     return (mod if hooked else mod.forward), False
 
@@ -110,6 +113,7 @@ def flatten(root: nn.Module, padded: Padded, owned: tuple[type, ...] = ()) -> li
 
 
 def run(steps: list[Step], x: Tensor) -> Tensor:
+    """Apply the steps of `flatten` in order."""
     for step in steps:
         x = step(x)
     return x
@@ -119,7 +123,10 @@ def run(steps: list[Step], x: Tensor) -> Tensor:
 def padded_forwards(padded: Padded) -> Iterator[None]:
     """For models that do not flatten: narrow Linears compute padded while inside."""
     for mod, (w, b) in padded.items():
-        mod.forward = _padded_step(w, b, mod.out_features)  # type: ignore[method-assign]
+        # An instance attribute shadows the class's forward until `del`, which mypy forbids.
+        mod.forward = _padded_step(  # type: ignore[method-assign,assignment]
+            w, b, mod.out_features
+        )
     try:
         yield
     finally:

@@ -1,0 +1,112 @@
+"""The two ways to run a binding's points: one forward per point, or vmap over chunks.
+
+- `loop`: one forward per point on the private copy, with the plan's shortcuts (precomputed
+  first layer, speedups.py). Points of a grid row share their partial sums.
+- `vmapped`: `torch.func.functional_call` vectorized over chunks of points (pays on GPUs and
+  for small data, where one point does not fill the device). Every call gets exactly the
+  binding's chunk of points, the last one padded, because a batched kernel may round
+  differently for another batch size: a point's value never depends on its company.
+
+Both return the sample-weighted mean of each value over all batches, shape (P, values).
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.func import functional_call, vmap
+
+from ..data import Batch
+from . import speedups
+from .binding import Binding
+from .first_layer import Injected
+
+
+def loop(b: Binding, coeffs: np.ndarray) -> np.ndarray:
+    """Values at the points `coeffs` (P, k), one forward per point and batch."""
+    module, score = b.private.module, b.scorer.score
+    P = coeffs.shape[0]
+    inj = b.injection if b.injected else None
+    # Grid rows first: θ₀ + Σ_{k≥1} cₖdₖ (and the first layer's y₀ + Σ_{k≥1} cₖyₖ) are
+    # then shared by the points of a row, each point adding only its c₀ term. Every point
+    # is combined in this same order, so the order changes no value.
+    order = np.lexsort((coeffs[:, 0], *coeffs[:, :0:-1].T)) if b.k > 1 else np.arange(P)
+    last_rest: list[float] | None = None
+    steps = speedups.flatten(module, b.padded, (Injected,)) if b.fast else None
+    context: AbstractContextManager[None]
+    if steps is not None:
+        flat_steps = steps  # a name of its own: mypy does not narrow `steps` in the closure
+
+        def forward(batch: Batch) -> Tensor:
+            return speedups.run(flat_steps, *batch.x)
+        context = nullcontext()
+    else:
+        def forward(batch: Batch) -> Tensor:
+            return module(*batch.x)
+        context = speedups.padded_forwards(b.padded if b.fast else {})
+    # Scores stay 0-d tensors until the end: one stack for the whole call rather than a
+    # few small ops per point (and no device sync per point on GPUs).
+    scores: list[Tensor] = []
+    with torch.no_grad(), context:
+        for c in coeffs[order].tolist():
+            new_row = c[1:] != last_rest
+            b.move(c, new_row)
+            for bi, batch in enumerate(b.laid_out):
+                if inj is not None:
+                    inj.feed(bi, c, new_row)
+                scores += score(forward(batch), batch)
+            last_rest = c[1:]
+        per_batch = torch.stack(scores).to(torch.float64)
+    names = b.scorer.names
+    weights = torch.tensor([batch.n for batch in b.laid_out], dtype=torch.float64)
+    per_batch = per_batch.cpu().reshape(P, len(b.laid_out), len(names))
+    out = np.empty((P, len(names)))
+    out[order] = ((per_batch * weights[:, None]).sum(dim=1) / b.n_samples).numpy()
+    return out
+
+
+def vmapped(b: Binding, coeffs: np.ndarray) -> np.ndarray:
+    """Values at the points `coeffs` (P, k), `b.vmap_chunk` points per vectorized call."""
+    module, score, space = b.private.module, b.scorer.score, b.space
+    device = space.device
+    P = coeffs.shape[0]
+    out_rows = []
+    names_p = [n for f in b.flats for n in f.names]
+    names_b = [n for f in b.buf_flats for n in f.names]
+    static_p = {
+        n: t for n, t in space.theta0.items() if n not in names_p
+    }
+    static_b = {n: t for n, t in space.buffers0.items() if n not in names_b}
+
+    def point(flat_p: list[Tensor], flat_b: list[Tensor], batch: Batch) -> Tensor:
+        params = dict(static_p)
+        for f, v in zip(b.flats, flat_p, strict=True):
+            params.update(f.unflatten(v))
+        bufs = dict(static_b)
+        for f, v in zip(b.buf_flats, flat_b, strict=True):
+            bufs.update(f.unflatten(v))
+        out = functional_call(module, (params, bufs), batch.x)
+        return torch.stack([v.to(torch.float64) for v in score(out, batch)])
+
+    size = b.vmap_chunk
+    with torch.no_grad():
+        for start in range(0, P, size):
+            part = coeffs[start : start + size]
+            real = len(part)
+            if real < size:  # always `size` points per call (see the module's docstring)
+                part = np.concatenate([part, np.repeat(part[-1:], size - real, axis=0)])
+            c = torch.as_tensor(part, device=device)
+            fp = [torch.addmm(f.theta, c.to(f.theta.dtype), f.matrix) for f in b.flats]
+            fb = [
+                torch.addmm(f.theta, c.to(f.theta.dtype), f.matrix) for f in b.buf_flats
+            ]
+            acc = torch.zeros((c.shape[0], len(b.scorer.names)), dtype=torch.float64,
+                              device=device)
+            for batch in b.batches:
+                fn = vmap(lambda x, y, batch=batch: point(x, y, batch))
+                acc += fn(fp, fb) * batch.n
+            out_rows.append((acc / b.n_samples).cpu().numpy()[:real])
+    return np.concatenate(out_rows, axis=0)

@@ -1,0 +1,275 @@
+"""The loss and metrics of one batch, and what to tell the user when they (or the model) fail.
+
+Every message names what was called on what (shapes and dtypes of the output and the target)
+and, where the shapes make it likely, the fix. Errors of the builtin types are re-raised in
+their own type, so a caller's ``except RuntimeError`` still works.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import torch
+from torch import Tensor
+
+from ..data import Batch
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+_METRICS_MODULE = "ls_widget.engine.metrics"
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """``loss_fn(output, target)`` and the metrics, as 0-d tensors on `device`.
+
+    Attributes:
+        loss_fn: the loss, a batch mean.
+        metrics: name → ``fn(output, target)``, batch means.
+        device: where the values are gathered (the model's device).
+    """
+
+    loss_fn: LossFn
+    metrics: dict[str, LossFn]
+    device: torch.device
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The values of a point: "loss", then the metrics in their order."""
+        return ("loss", *self.metrics)
+
+    def score(self, out: Tensor, batch: Batch) -> list[Tensor]:
+        """The loss and metrics of one batch as 0-d tensors on the model's device.
+
+        Where the loss is not finite (a diverged point) every metric is NaN too: a diverged
+        model has no meaningful accuracy, and a finite one would be drawn as if it had.
+        """
+        y = batch.y
+        # The targets are shared by every point (and may be the user's own tensor): a loss or
+        # metric that writes to them would change the next point's. Autograd's version
+        # counter tells, for the price of an attribute read.
+        version = y._version if isinstance(y, Tensor) and not y.is_inference() else None
+        loss = _as_scalar(_call(self.loss_fn, out, y, "loss"), "loss")
+        if version is not None and y._version != version:
+            _writes_target("loss")
+        vals = [loss if loss.device == self.device else loss.to(self.device)]
+        if self.metrics:
+            finite = torch.isfinite(vals[0])
+            for name, fn in self.metrics.items():
+                what = f"metric {name!r}"
+                v = _as_scalar(_call(fn, out, y, what), what)
+                if version is not None and y._version != version:
+                    _writes_target(what)
+                v = v if v.device == self.device else v.to(self.device)
+                vals.append(torch.where(finite, v, torch.nan))
+        return vals
+
+
+def _call(fn: LossFn, out: Tensor, y: Any, what: str) -> object:
+    """fn(out, y); an error says what the loss or metric was given and the likely fix."""
+    try:
+        return fn(out, y)
+    except Exception as exc:
+        name = getattr(fn, "__name__", type(fn).__name__)
+        label = f"loss {name}" if what == "loss" else what  # metrics are named already
+        _raise_with_context(
+            exc,
+            f"the {label} failed on the model's output ({describe(out)}) and the "
+            f"target ({describe(y)})",
+            # lw.metrics explain their own errors; a guess from the shapes would not help
+            "" if getattr(fn, "__module__", "") == _METRICS_MODULE else _target_hint(out, y),
+        )
+
+
+def _as_scalar(value: object, what: str) -> Tensor:
+    """`value` as a 0-d tensor, or an error saying that a loss must return the batch mean."""
+    if not isinstance(value, Tensor):
+        try:
+            value = torch.as_tensor(value)
+        except Exception:  # None, a module, a string...: not a number
+            raise TypeError(
+                f"the {what} returned a {type(value).__name__}; it must return the batch mean "
+                "as a scalar tensor or a number"
+            ) from None
+    if value.numel() != 1:
+        example = (
+            "F.cross_entropy(out, y) with reduction='mean'" if what == "loss"
+            else "(out.argmax(1) == y).float().mean()"
+        )
+        raise ValueError(
+            f"the {what} returned a tensor of shape {tuple(value.shape)}; it must return the "
+            f"batch mean as a scalar (e.g. {example})"
+        )
+    return value if value.dim() == 0 else value.reshape(())
+
+
+def check_fn(fn: object, what: str, example: str) -> None:
+    """`fn` can be called as fn(output, target): not a class, and a signature that binds."""
+    if isinstance(fn, type):
+        raise TypeError(
+            f"the {what} is the class {fn.__name__}; pass an instance, {fn.__name__}(), or a "
+            f"function fn(output, target) such as {example}"
+        )
+    if not callable(fn):
+        raise TypeError(
+            f"the {what} must be a callable fn(output, target), e.g. {example}; got "
+            f"{type(fn).__name__}"
+        )
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):  # builtins without a signature: calling them will tell
+        return
+    try:
+        sig.bind(None, None)
+    except TypeError:
+        name = getattr(fn, "__name__", type(fn).__name__)
+        raise TypeError(
+            f"the {what} {name}{sig} cannot be called as fn(output, target); ls-widget calls it "
+            f"with the model's output and the batch's targets, e.g. {example}"
+        ) from None
+
+
+def check_output(out: object, where: str) -> None:
+    """The model's forward returned something a loss can take (not None, not empty)."""
+    if out is None:
+        raise TypeError(
+            "the model's forward returned None; it must return its output (a missing `return`?)"
+        )
+    if isinstance(out, Tensor) and out.numel() == 0:
+        raise ValueError(
+            f"the model returned an empty output of shape {tuple(out.shape)} on {where}; a loss "
+            "needs at least one value per sample"
+        )
+
+
+def forward_error(exc: Exception, batch: Batch, where: str) -> NoReturn:
+    """Re-raise a failed forward at θ₀ with the inputs it was given (and a dtype hint)."""
+    ints = [t.dtype for t in batch.x if not t.is_floating_point()]
+    dtypes = ("dtype", "scalar type", "Byte", "Char", "Short", "Int", "Long", "Bool")
+    if not any(word in str(exc) for word in dtypes):
+        ints = []  # an integer input is not the problem (token ids, say)
+    hint = (
+        f"the inputs are {ints[0]}: integer data is passed as it is (e.g. token ids); "
+        "convert features with X.float() (NumPy: X.astype(np.float32))" if ints else ""
+    )
+    inputs = ", ".join(f"({describe(t)})" for t in batch.x)
+    _raise_with_context(
+        exc, f"the model failed at θ₀ on {where}, called as model(*x) with x = {inputs}", hint
+    )
+
+
+def describe(obj: object) -> str:
+    """'shape (20, 3), float32' for a tensor, else the type (and a dict's keys)."""
+    if isinstance(obj, Tensor):
+        return f"shape {tuple(obj.shape)}, {str(obj.dtype).replace('torch.', '')}"
+    if isinstance(obj, Mapping):
+        return f"a {type(obj).__name__} with keys {list(obj)[:5]}"
+    if isinstance(obj, (tuple, list)):
+        return f"a {type(obj).__name__} of {len(obj)}: " + ", ".join(
+            f"({describe(o)})" for o in obj[:3]
+        )
+    return "None" if obj is None else f"a {type(obj).__name__}"
+
+
+def center_hint(out: object, batch: Batch) -> str:
+    """Where a non-finite loss at θ₀ comes from (the parameters are known to be finite)."""
+    bad_x = sum(int((~torch.isfinite(t)).sum()) for t in batch.x if t.is_floating_point())
+    if bad_x:
+        return (
+            f"the inputs contain {bad_x} NaN/inf values; clean the data (drop those rows, or "
+            "X = torch.nan_to_num(X))"
+        )
+    y = batch.y
+    if isinstance(y, Tensor) and y.is_floating_point() and not bool(torch.isfinite(y).all()):
+        return "the targets contain NaN/inf values; clean them (or drop those samples)"
+    if isinstance(out, Tensor) and out.is_floating_point() and not bool(
+        torch.isfinite(out).all()
+    ):
+        return (
+            "the model's output contains NaN/inf although its inputs and parameters are "
+            "finite; look for log, sqrt or division of non-positive values in forward (or "
+            "overflow in float16)"
+        )
+    return (
+        "the model's output is finite, so the loss makes it non-finite; check the loss (e.g. "
+        "log of 0, or targets outside the range it expects)"
+    )
+
+
+def _raise_with_context(exc: Exception, context: str, hint: str = "") -> NoReturn:
+    """Raise `exc` explained by what was called on what (`context`) and the likely fix, in
+    its own type: a new exception for the builtin types (so `except RuntimeError` still
+    works), else `exc` itself with a note."""
+    tail = f" — {hint}" if hint else ""
+    if type(exc) in (RuntimeError, ValueError, TypeError, IndexError, NotImplementedError):
+        raise type(exc)(f"{context}: {exc}{tail}") from exc
+    if sys.version_info >= (3, 11):  # 3.10 has no notes (it raised AttributeError here)
+        exc.add_note(context + tail)
+    raise exc
+
+
+def _target_hint(out: object, y: object) -> str:
+    """What is most likely wrong when a loss or metric fails on (out, y), and the fix."""
+    if out is None:
+        return "the model returned None: does its forward `return` the output?"
+    if not isinstance(out, Tensor):
+        pick = "out[0]" if isinstance(out, (tuple, list)) else "out.logits"
+        return (
+            f"the model returns {describe(out)}, which the loss receives as it is: pass a "
+            f"loss that picks the tensor, e.g. lambda out, y: F.cross_entropy({pick}, y)"
+        )
+    if not isinstance(y, Tensor):
+        return (
+            f"the target is {describe(y)}, which the loss receives as it is: pass a loss that "
+            "takes it (e.g. lambda out, y: F.cross_entropy(out, y['labels'])) or y as a tensor"
+        )
+    if out.numel() == 0:
+        return f"the model's output is empty (shape {tuple(out.shape)}): check its forward"
+    if out.dim() > 0 and y.dim() > 0 and out.shape[0] != y.shape[0]:
+        return (
+            f"the output has {out.shape[0]} samples and the target {y.shape[0]}: every batch "
+            "needs one target per sample, in the same order"
+        )
+    one_column = out.dim() == 1 or (out.dim() == 2 and out.shape[1] == 1)  # binary/regression
+    if y.is_floating_point():
+        if out.dim() != y.dim() + 1:
+            return ""
+        if one_column:
+            return (
+                f"the output is shaped {tuple(out.shape)} and the target {tuple(y.shape)}: make "
+                "them match, e.g. y.reshape(-1, 1)"
+            )
+        return "class-index targets must be integers: pass y.long() (NumPy: y.astype(np.int64))"
+    if one_column:
+        reshape = ".reshape(-1, 1)" if out.dim() == 2 and y.dim() == 1 else ""
+        return (
+            "the model has one output per sample: a binary or regression loss (e.g. "
+            f"F.binary_cross_entropy_with_logits) needs targets y.float(){reshape}; for "
+            "classes, give the model one output per class"
+        )
+    if y.shape == out.shape and out.dim() > 1:
+        return (
+            "integer targets shaped like the output look one-hot: pass class indices "
+            "y.argmax(1), or y.float() as class probabilities"
+        )
+    if y.dtype not in (torch.int64, torch.uint8, torch.bool):
+        return f"class-index targets must be int64, not {y.dtype}: pass y.long()"
+    if out.dim() == y.dim() + 1 and y.numel() > 0:
+        lo, hi, classes = int(y.min()), int(y.max()), out.shape[1]
+        if hi >= classes or lo < -100:
+            return (
+                f"the targets range over {lo}..{hi} but the model has {classes} outputs: class "
+                f"indices must lie in 0..{classes - 1}"
+            )
+    return ""
+
+
+def _writes_target(what: str) -> NoReturn:
+    raise ValueError(
+        f"the {what} writes to its target in place (e.g. y[y == 255] = 0); every point is "
+        "scored against the same targets, so it must not change them: work on a copy in the "
+        "loss (y = y.clone()), or clean the targets once before building the Landscape"
+    )
