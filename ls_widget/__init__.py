@@ -8,6 +8,7 @@ use, so batch jobs never load Jupyter packages.
 from . import directions, metrics
 from .curvature import NonSmoothWarning
 from .directions import Direction
+from .engine.heap import keep_heap
 from .engine.jobs import JobEstimate, JobTooLarge
 from .engine.landscape import Landscape
 from .engine.sampling import Grid, Tile
@@ -47,6 +48,7 @@ __all__ = [
     "__version__",
     "directions",
     "explore",
+    "keep_heap",
     "load",
     "metrics",
 ]
