@@ -19,7 +19,7 @@ from scipy.sparse.linalg import eigsh
 from torch import nn
 from torch.func import functional_call
 
-from ls_widget.curvature.hessian import HessianOperator
+from ls_widget.curvature import HessianOperator
 
 # A spectrum with gaps at both ends (so eigenvectors are well defined) and negative values.
 SPECTRUM = np.concatenate([[6.0, 4.5, 3.2], np.linspace(-1.0, 2.0, 24), [-1.8, -2.7, -4.0]])

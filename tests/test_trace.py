@@ -19,8 +19,7 @@ import torch.nn.functional as F
 from helpers import assert_unchanged, lw, quad_setup, snapshot, train
 from torch import nn
 
-from ls_widget.curvature import hessian as curvature
-from ls_widget.curvature.hessian import NonSmoothWarning, Trace, nonsmooth_ops
+from ls_widget.curvature import NonSmoothWarning, Trace, nonsmooth_ops, smoothness
 
 
 # --------------------------------------------------------------------------------- models
@@ -79,7 +78,7 @@ def pooled_cnn(act: nn.Module) -> nn.Module:
 
 def ops_of(model: nn.Module, data, names=None) -> tuple[str, ...]:
     land = lw.Landscape(model, data)
-    return nonsmooth_ops(land, land.hessian.names if names is None else names)
+    return nonsmooth_ops(land.evaluator, land.hessian.names if names is None else names)
 
 
 def no_warning(fn):
@@ -244,7 +243,7 @@ def test_module_fallback_when_ops_cannot_be_recorded(digits_small, monkeypatch):
     def fail(*args, **kwargs):
         raise RuntimeError("no dispatch mode here")
 
-    monkeypatch.setattr(curvature, "functional_call", fail)
+    monkeypatch.setattr(smoothness, "functional_call", fail)
     data = (X[:32], y[:32])
     assert ops_of(pooled_cnn(nn.ReLU()), data) == ("nn.MaxPool2d", "nn.ReLU")
     assert ops_of(two_layer(nn.ReLU6()), data) == ("nn.ReLU6",)

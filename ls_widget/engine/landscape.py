@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..curvature.hessian import (
+from ..curvature import (
     CURVATURE_METRICS,
     Hessian,
     ParamSelection,
@@ -278,17 +278,22 @@ class Landscape:
         return collect(tiles, self.metric_names, grid.shape)
 
     # ----------------------------------------------------------------- curvature
+    def _curvature_params(self, params: ParamSelection) -> list[str]:
+        """The names H is taken over; None and "biasbn" start from those requiring grad now."""
+        trainable = [n for n, p in self.model.named_parameters() if p.requires_grad]
+        return select_params(self.space, params, trainable)
+
     @property
     def hessian(self) -> Hessian:
         """Eigenpairs, trace and spectral density of H over the trainable parameters."""
         if self._hessian is None:
-            self._hessian = Hessian(self)
+            self._hessian = Hessian(self.evaluator, self._curvature_params(None))
         return self._hessian
 
     def hessian_over(self, params: ParamSelection) -> Hessian:
         """H restricted to some parameters: ``"biasbn"`` (no biases/BN, as Li et al.), a list
         of names, or a Direction (the tensors it moves)."""
-        return Hessian(self, params)
+        return Hessian(self.evaluator, self._curvature_params(params))
 
     def curvature_stream(
         self,
@@ -306,9 +311,9 @@ class Landscape:
         dirs, grid = self._grid(d1, d2, span, n)
         self.check_job(grid.size, max_points=max_points, force=force,
                        metrics=len(CURVATURE_METRICS))
-        names = select_params(self, params)
+        names = self._curvature_params(params)
         return progressive(
-            grid, lambda c: curvature_values(self, names, dirs, c, tol),
+            grid, lambda c: curvature_values(self.evaluator, names, dirs, c, tol),
             CURVATURE_METRICS, adaptive=False, tol=0.01, tile_size=1,
         )
 
