@@ -182,3 +182,22 @@ def test_same_plane_in_two_fresh_processes_one_under_load(
             p.kill()
             p.wait()
     assert idle == loaded, "the same plane differs between two fresh processes"
+
+
+def test_the_widget_shows_the_same_bits_as_plane(trained_mlp, digits_small):
+    pytest.importorskip("anywidget")
+    from ls_widget.widget import LandscapeWidget
+
+    land = lw.Landscape(trained_mlp, digits_small, metrics={"accuracy": lw.metrics.accuracy})
+    d1 = lw.directions.random(trained_mlp, seed=0)
+    d2 = lw.directions.random(trained_mlp, seed=1)
+    w = LandscapeWidget(land, d1, d2, span=0.8, n=13)
+    try:
+        assert w.wait(timeout=120), "the widget did not finish its surface"
+        shown = w.surface_record
+        assert shown is not None
+        surf = land.plane(d1, d2, span=0.8, n=13)
+        for m in surf.metrics:
+            np.testing.assert_array_equal(shown[m], surf[m])
+    finally:
+        w.close()

@@ -520,3 +520,17 @@ def test_adaptive_line(trained_mlp, digits_small):
     dense = land.line(d1, span=1, n=33)
     ad = land.line(d1, span=1, n=33, adaptive=True, tol=0.01)
     assert np.max(np.abs(ad["loss"] - dense["loss"])) <= 0.01 * np.ptp(dense["loss"])
+
+
+def test_each_result_records_the_plan_its_own_points_ran_with(trained_mlp, digits_small):
+    # center() binds a zero direction (nothing moves: the loop); the plane after it runs
+    # vmap on this small data. Each record must say how its own points were evaluated.
+    land = lw.Landscape(trained_mlp, digits_small, strategy="auto")
+    d1 = lw.directions.random(trained_mlp, seed=0)
+    d2 = lw.directions.random(trained_mlp, seed=1)
+    surf = land.plane(d1, d2, span=1, n=5)
+    land.center()
+    again = land.plane(d1, d2, span=1, n=5)
+    assert surf.meta["evaluation"]["mode"] == again.meta["evaluation"]["mode"] == "vmap"
+    curve = land.line(d1, n=5)
+    assert curve.meta["evaluation"]["mode"] == "vmap"

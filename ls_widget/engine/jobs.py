@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -81,3 +82,44 @@ def _human_seconds(s: float) -> str:
     if s < 7200:
         return f"{s / 60:.3g} min"
     return f"{s / 3600:.3g} h"
+
+
+class _Host(Protocol):
+    """What `JobSizing` uses of its Landscape."""
+
+    @property
+    def metric_names(self) -> tuple[str, ...]: ...
+
+    @property
+    def points_per_second(self) -> float | None: ...
+
+    def center(self) -> dict[str, float]: ...
+
+
+class JobSizing:
+    """`estimate` and `check_job`: a mixin of `Landscape`."""
+
+    def estimate(self: _Host, points: int, metrics: int | None = None) -> JobEstimate:
+        """Time and memory of evaluating `points` grid points (see `JobEstimate`).
+
+        The time uses the speed measured by earlier evaluations; before any, the model is
+        evaluated once at θ₀ to measure it.
+        """
+        if self.points_per_second is None:
+            self.center()
+        m = len(self.metric_names) if metrics is None else metrics
+        return JobEstimate.of(points, m, self.points_per_second or 1.0)
+
+    def check_job(
+        self: _Host,
+        points: int,
+        *,
+        max_points: int | None = None,
+        force: bool = False,
+        metrics: int | None = None,
+    ) -> None:
+        """Raise `JobTooLarge`, stating the estimate, for a grid of more than `max_points`
+        points (default one million) unless `force`. Decided on the point count alone."""
+        limit = over_limit(points, max_points, force)
+        if limit is not None:
+            raise refusal(JobSizing.estimate(self, points, metrics), limit)

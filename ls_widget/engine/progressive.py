@@ -30,6 +30,12 @@ def progressive(
     """
     if not (isinstance(tol, (int, float)) and tol > 0):
         raise ValueError(f"tol must be a positive fraction of the value range, got {tol!r}")
+    if isinstance(tile_size, bool) or not isinstance(tile_size, (int, np.integer)) or (
+        tile_size < 1
+    ):
+        raise ValueError(f"tile_size must be a positive int (points per tile), got "
+                         f"{tile_size!r}")
+    tile_size = int(tile_size)
     shape = grid.shape
     total = grid.size
     known = 0

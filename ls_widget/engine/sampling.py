@@ -227,6 +227,17 @@ class Grid:
         (sx, sy), (nx, ny) = parse_plane_span(span), parse_n(n, 2)
         return cls(axis(sx, nx), axis(sy, ny), 2)
 
+    @classmethod
+    def of(cls, k: int, span: float | Sequence = 1.0, n: int | Sequence[int] = 41,
+           grid: Grid | None = None) -> Grid:
+        """`grid` if given (checked to span `k` directions), else a line (k = 1) or a plane."""
+        if grid is None:
+            return cls.line(span, n) if k == 1 else cls.plane(span, n)  # type: ignore[arg-type]
+        if not isinstance(grid, Grid) or grid.k != k:
+            raise TypeError(f"grid must be an lw.Grid with k={k} for {k} direction(s), "
+                            f"got {grid!r}")
+        return grid
+
     @property
     def shape(self) -> tuple[int, int]:
         """(rows, columns) = (len(y), len(x))."""

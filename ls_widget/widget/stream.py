@@ -133,12 +133,10 @@ class Job:
     def surface(self, landscape: Landscape) -> Surface:
         """The complete surface as an `lw.Surface` record."""
         req = self.request
-        return Surface(
-            x=req.grid.x, y=req.grid.y,
-            values={m: self.values[i] for i, m in enumerate(self.metrics)},
-            evaluated=self.evaluated,
-            directions=(req.d1.provenance, req.d2.provenance),
-            meta=landscape.describe(adaptive=req.adaptive),
+        return landscape.surface(
+            req.grid, (req.d1, req.d2),
+            {m: self.values[i] for i, m in enumerate(self.metrics)},
+            self.evaluated, adaptive=req.adaptive,
         )
 
 

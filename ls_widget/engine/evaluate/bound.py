@@ -68,11 +68,20 @@ class BoundEvaluator:
                                    directions)
         key = plan.plan_key(b)
         if key in ev.plans:  # same tensors move as in an earlier binding: reuse its plan
-            plan.apply(b, ev.plans[key])
+            self.plan = ev.plans[key]
+            plan.apply(b, self.plan)
             return
-        made, speed = plan.calibrate(b, ev.strategy, ev.chosen)
+        self.plan, speed = plan.calibrate(b, ev.strategy)
+        ev.chosen.clear()
+        ev.chosen.update(self.plan.chosen)
         ev.points_per_second = speed
-        ev.plans[key] = made
+        ev.plans[key] = self.plan
+
+    @property
+    def chosen(self) -> dict[str, object]:
+        """How this binding's points run (mode, vmap chunk, memory format, shortcuts), as
+        results record it."""
+        return dict(self.plan.chosen)
 
     @property
     def directions(self) -> list[Direction]:

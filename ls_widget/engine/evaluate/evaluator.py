@@ -43,7 +43,7 @@ class Evaluator:
         strategy: ``"auto"`` (fixed rules), ``"loop"`` or ``"vmap"``.
 
     Attributes:
-        chosen: what calibration picked (mode, vmap chunk, memory format, shortcuts), for
+        chosen: what the latest calibration picked (mode, vmap chunk, memory format, shortcuts), for
             benchmarks and logs.
         points_per_second: the speed measured so far; it feeds time estimates only, never
             which points are evaluated together.

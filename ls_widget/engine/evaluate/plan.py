@@ -52,6 +52,7 @@ class Plan:
         fast: the loop's speed-ups on.
         mode: "loop" or "vmap".
         vmap_chunk: points per vmap call.
+        chosen: the same, as recorded in results' provenance (with the shortcuts kept).
     """
 
     channels_last: bool
@@ -59,6 +60,7 @@ class Plan:
     fast: bool
     mode: str
     vmap_chunk: int
+    chosen: dict[str, object]
 
 
 def plan_key(b: Binding) -> PlanKey:
@@ -66,11 +68,12 @@ def plan_key(b: Binding) -> PlanKey:
     return (tuple(b.moving), tuple(b.buffer_names), b.k)
 
 
-def calibrate(b: Binding, strategy: str, chosen: dict[str, object]) -> tuple[Plan, float]:
-    """Pick the fastest correct way to run `b`'s points and set it up; record it in `chosen`.
+def calibrate(b: Binding, strategy: str) -> tuple[Plan, float]:
+    """Pick the fastest correct way to run `b`'s points and set it up.
 
     Returns the plan and the points per second measured on a few points (for estimates).
     """
+    chosen: dict[str, object] = {}
     device = b.space.device
     rng = np.random.default_rng(0)
     probe = rng.uniform(-0.5, 0.5, size=(2, b.k))
@@ -108,7 +111,8 @@ def calibrate(b: Binding, strategy: str, chosen: dict[str, object]) -> tuple[Pla
     points_per_second = len(timed) / max(time.perf_counter() - t0, 1e-9)
     chosen["mode"] = b.mode
     chosen["vmap_chunk"] = b.vmap_chunk
-    return Plan(b.channels_last, b.injected, b.fast, b.mode, b.vmap_chunk), points_per_second
+    made = Plan(b.channels_last, b.injected, b.fast, b.mode, b.vmap_chunk, chosen)
+    return made, points_per_second
 
 
 def apply(b: Binding, plan: Plan) -> None:
