@@ -6,26 +6,12 @@ import difflib
 
 from torch import Tensor, nn
 
-from ..engine.params import check_finite
+from ..engine.params import floating_params
 
 
 def _named_params(model: nn.Module, what: str = "the model") -> list[tuple[str, Tensor]]:
-    if not isinstance(model, nn.Module):
-        raise TypeError(
-            f"expected a torch.nn.Module, got {type(model).__name__}; pass the model itself"
-        )
-    params = [(n, p.detach()) for n, p in model.named_parameters()]
-    if not params:
-        raise ValueError("the model has no parameters; there is no direction to draw")
-    bad = [n for n, p in params if not p.is_floating_point()]
-    if bad:
-        raise TypeError(
-            f"parameters {bad} are not floating point; convert the model with model.float()"
-        )
-    # Normalizing against a NaN θ would give a NaN direction: say where it comes from.
-    check_finite(dict(params), f"{what}'s parameter",
-                 "load a checkpoint from before training diverged")
-    return params
+    # Normalizing against a NaN θ would give a NaN direction: the checks say where it comes from.
+    return floating_params(model, what)
 
 
 def _check_choice(name: str, value: object, allowed: tuple[object, ...]) -> None:

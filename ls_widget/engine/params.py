@@ -28,6 +28,30 @@ class TensorSpec:
         return int(torch.Size(self.shape).numel())
 
 
+def floating_params(model: nn.Module, what: str = "the model") -> list[tuple[str, Tensor]]:
+    """`model.named_parameters()`, detached, after checking that there are some and that
+    they are floating point and finite (errors name the offending tensor and the fix)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(
+            f"expected a torch.nn.Module, got {type(model).__name__}; pass the model itself"
+        )
+    params = [(n, p.detach()) for n, p in model.named_parameters()]
+    if not params:
+        raise ValueError(f"{what} has no parameters; there is no landscape to explore")
+    bad = [n for n, p in params if not p.is_floating_point()]
+    if bad:
+        raise TypeError(
+            f"parameters {bad} of {what} are not floating point; a loss landscape needs "
+            "floating parameters (convert the model with model.float() or model.double())"
+        )
+    check_finite(
+        dict(params), f"{what}'s parameter",
+        "a loss landscape is drawn around finite parameters: load a checkpoint from before "
+        "training diverged (or lower the learning rate and retrain)",
+    )
+    return params
+
+
 class ParamSpace:
     """The parameters (and floating buffers) of a model, in `named_parameters()` order.
 
@@ -35,24 +59,7 @@ class ParamSpace:
     """
 
     def __init__(self, model: nn.Module) -> None:
-        if not isinstance(model, nn.Module):
-            raise TypeError(
-                f"expected a torch.nn.Module, got {type(model).__name__}; pass the model itself"
-            )
-        params = list(model.named_parameters())
-        if not params:
-            raise ValueError("the model has no parameters; there is no landscape to explore")
-        bad = [n for n, p in params if not p.is_floating_point()]
-        if bad:
-            raise TypeError(
-                f"parameters {bad} are not floating point; a loss landscape needs floating "
-                "parameters (convert the model with model.float() or model.double())"
-            )
-        check_finite(
-            dict(params), "the model's parameter",
-            "a loss landscape is drawn around finite parameters: load a checkpoint from before "
-            "training diverged (or lower the learning rate and retrain)",
-        )
+        params = floating_params(model)
         with torch.no_grad():
             self.theta0: dict[str, Tensor] = {n: p.detach().clone() for n, p in params}
             self.buffers0: dict[str, Tensor] = {
