@@ -222,8 +222,9 @@ def assert_unchanged(model: nn.Module, snap: dict) -> None:
     assert now["hooks"] == snap["hooks"], "hooks were left on the model"
 
 
-def quad_setup(n: int = 6, seed: int = 0):
-    """A float64 quadratic problem: model, data, loss, A, θ*, c."""
+def quad_setup(n: int = 6, seed: int = 0, device: str | torch.device = "cpu"):
+    """A float64 quadratic problem on `device`: model, data, loss, A, θ*, c (A and θ* on the
+    CPU, for closed-form references)."""
     g = torch.Generator().manual_seed(seed)
     M = torch.randn(n, n, generator=g, dtype=torch.float64)
     A = M @ M.T / n + 0.3 * torch.eye(n, dtype=torch.float64)
@@ -231,10 +232,10 @@ def quad_setup(n: int = 6, seed: int = 0):
     theta_star = torch.randn(n, generator=g, dtype=torch.float64)
     theta0 = theta_star + 0.5 * torch.randn(n, generator=g, dtype=torch.float64)
     c = 0.75
-    model = Quadratic(theta0)
-    X = torch.zeros(5, 1, dtype=torch.float64)
-    Y = theta_star.expand(5, n).clone()
-    return model, (X, Y), make_quadratic_loss(A, c), A, theta_star, c
+    model = Quadratic(theta0).to(device)
+    X = torch.zeros(5, 1, dtype=torch.float64, device=device)
+    Y = theta_star.expand(5, n).clone().to(device)
+    return model, (X, Y), make_quadratic_loss(A.to(device), c), A, theta_star, c
 
 
 __all__ = [

@@ -43,21 +43,21 @@ def quad_dirs(n, seed=10):
 
 
 @pytest.mark.parametrize("strategy", ["loop", "vmap"])
-def test_quadratic_line_matches_closed_form(strategy):
-    model, data, loss, A, ts, c = quad_setup()
+def test_quadratic_line_matches_closed_form(strategy, device):
+    model, data, loss, A, ts, c = quad_setup(device=device)
     v1, _ = quad_dirs(6)
     land = lw.Landscape(model, data, loss=loss, strategy=strategy)
     d = lw.Direction({"theta": v1})
     curve = land.line(d, span=(-1.5, 2.0), n=11)
     assert curve.x.shape == (11,)
     assert curve.x[0] == -1.5 and curve.x[-1] == 2.0
-    want = quad_closed_form(model.theta.detach(), A, ts, c, [v1], grid_coeffs(curve.x))
+    want = quad_closed_form(model.theta.detach().cpu(), A, ts, c, [v1], grid_coeffs(curve.x))
     np.testing.assert_allclose(curve["loss"], want, rtol=1e-10, atol=0)
 
 
 @pytest.mark.parametrize("strategy", ["loop", "vmap"])
-def test_quadratic_plane_matches_closed_form(strategy):
-    model, data, loss, A, ts, c = quad_setup()
+def test_quadratic_plane_matches_closed_form(strategy, device):
+    model, data, loss, A, ts, c = quad_setup(device=device)
     v1, v2 = quad_dirs(6)
     land = lw.Landscape(model, data, loss=loss, strategy=strategy)
     d1, d2 = lw.Direction({"theta": v1}), lw.Direction({"theta": v2})
@@ -66,7 +66,7 @@ def test_quadratic_plane_matches_closed_form(strategy):
     assert surf.x.shape == (7,) and surf.y.shape == (5,)
     assert surf["loss"].shape == (5, 7)
     want = quad_closed_form(
-        model.theta.detach(), A, ts, c, [v1, v2], grid_coeffs(surf.x, surf.y)
+        model.theta.detach().cpu(), A, ts, c, [v1, v2], grid_coeffs(surf.x, surf.y)
     ).reshape(5, 7)
     np.testing.assert_allclose(surf["loss"], want, rtol=1e-10, atol=0)
 
