@@ -1,11 +1,11 @@
 # ls-widget developer commands. Everything runs inside .venv, which `make` creates on demand.
 #
-#   make test    create .venv if needed, install, then ruff + pytest
+#   make test    create .venv if needed, install, then ruff + mypy, the JS tests, pytest
 #   make demo    JupyterLab on notebooks/quickstart.ipynb (the live widget)
 #   make example headless: writes demo-plane.png and demo-line.png
 #   make bench   benchmark against the naive loop and loss-landscapes
 #   make js      build the frontend bundle (npm ci + esbuild)
-#   make lint    ruff check          make format   ruff format
+#   make lint    ruff check + mypy   make format   ruff format
 #   make clean   remove caches and demo output (keeps .venv; `make distclean` removes it too)
 
 PYTHON ?= python3
@@ -42,6 +42,7 @@ js: $(BUNDLE)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format .
