@@ -10,11 +10,13 @@ ends come from one Lanczos run (`HessianOperator.extremes`).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
+from torch import Tensor
 
 from ..directions.direction import Direction
+from ..engine.params import select_names
 from .operator import HessianOperator
 from .protocols import LossEvaluator, ParamSnapshot
 
@@ -24,41 +26,61 @@ CURVATURE_METRICS = ("lambda_max", "lambda_min", "ratio", "signed_ratio")
 """The values of a curvature map, in the columns of `curvature_values`: λmax, λmin,
 |λmin/λmax| and λmin/λmax."""
 
-ParamSelection = str | Iterable[str] | Direction | None
-"""Which parameters H is taken over: None (the trainable ones), ``"biasbn"`` (those, without
-tensors of dim ≤ 1, as Li et al.), a list of names, or a Direction (the tensors it moves)."""
+ParamSelection = str | Iterable[str] | Callable[[str, Tensor], bool] | Direction | None
+"""Which parameters H is taken over: None or ``"trainable"`` (those requiring grad, the
+default of `ls_widget.directions.random` too), ``"biasbn"`` (those, without tensors of
+dim ≤ 1, as Li et al.), ``"all"``, a list of names or `fnmatch` glob patterns
+(``["layer4.*", "fc.*"]``), a predicate ``fn(name, parameter) -> bool``, or a Direction (the
+tensors it moves)."""
 
 
 def select_params(
-    space: ParamSnapshot, params: ParamSelection, trainable: Sequence[str] | None = None
+    space: ParamSnapshot,
+    params: ParamSelection = None,
+    trainable: Sequence[str] | None = None,
+    *,
+    named: Mapping[str, Tensor] | None = None,
 ) -> list[str]:
     """Names of the parameters the Hessian is taken over.
+
+    Globs, predicates, ``"trainable"`` and ``"all"`` are resolved by the same function as the
+    directions' ``params=`` (`ls_widget.engine.params.select_names`), so by default H is taken
+    over the tensors a default `random` direction selects.
 
     Args:
         space: the parameter snapshot (the engine's `ParamSpace`).
         params: the selection (see `ParamSelection`).
-        trainable: the names of the parameters that require grad in the model, for ``None``
-            and ``"biasbn"`` (default: every parameter).
+        trainable: the names of the parameters that require grad in the model, for ``None``,
+            ``"trainable"`` and ``"biasbn"`` (default: every parameter).
+        named: the model's live parameters, which predicates are called with (default: the
+            snapshot θ₀, whose tensors do not require grad).
 
     Raises:
-        ValueError: for unknown names, an unknown string, a Direction of another
-            architecture, or an empty selection.
+        ValueError: for unknown names, patterns matching nothing, an unknown string, a
+            Direction of another architecture, or an empty selection.
     """
     names: list[str]
-    if params is None or params == "biasbn":
+    if params is None or (isinstance(params, str) and params in ("trainable", "biasbn")):
         names = list(space.names if trainable is None else trainable)
         if params == "biasbn":
             names = [n for n in names if space.theta0[n].dim() > 1]
     elif isinstance(params, Direction):
         space.check_compatible(params)
         names = [n for n in space.names if bool(params[n].any())]
-    elif isinstance(params, str):
-        raise ValueError(f"params={params!r}; use None, 'biasbn', a list of names or a Direction")
+    elif isinstance(params, str) and params != "all":
+        raise ValueError(
+            f"params={params!r}; use None, 'trainable', 'biasbn', 'all', a list of names or "
+            "glob patterns, a predicate fn(name, parameter) or a Direction"
+        )
+    elif callable(params) or isinstance(params, str):
+        live = named if named is not None else space.theta0
+        names = select_names([(n, live[n]) for n in space.names], params)
     else:
-        names = list(params)
-        unknown = [n for n in names if n not in space.theta0]
-        if unknown:
-            raise ValueError(f"unknown parameter names {unknown[:5]}; see model.named_parameters()")
+        items = list(params)
+        if all(isinstance(n, str) and n in space.theta0 for n in items) and items:
+            names = items  # exact names, in the order given
+        else:
+            names = select_names(list(space.theta0.items()), items)
     if not names:
         raise ValueError(
             "no parameter to take the Hessian over: none requires grad. Set requires_grad=True "

@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
-from ..engine.params import filter_norms
+from ..engine.params import ParamChoice, choice_text, describe_choice, filter_norms, select_names
 from ._checks import _check_choice, _named_params
 from .direction import Direction
 
@@ -79,32 +79,54 @@ def random(
     *,
     norm: Norm = "filter",
     ignore: Ignore = "biasbn",
+    params: ParamChoice = "trainable",
 ) -> Direction:
     """A seeded Gaussian direction, normalized as in Li et al. (filter-wise by default).
 
     Entries are drawn from N(0, 1) by a CPU generator seeded with `seed`, in
-    `named_parameters()` order (ignored tensors draw too, so `ignore` never changes the others),
-    then cast to each parameter's dtype and moved to its device: the same seed gives the same
-    direction, bit for bit, on every run and machine.
+    `named_parameters()` order (ignored and unselected tensors draw too, so neither `ignore`
+    nor `params` ever changes the others), then cast to each parameter's dtype and moved to
+    its device: the same seed gives the same direction, bit for bit, on every run and machine.
+
+    `params` chooses the tensors that move; the others get a zero direction:
+    ``"trainable"`` (default: those with ``requires_grad=True``, or every tensor when none
+    requires grad), ``"all"``, a list of `fnmatch` glob patterns over the parameter names
+    (``["layer4.*", "fc.*"]``) or a predicate ``fn(name, parameter) -> bool``. With
+    ``norm="model"`` the norms are taken over the selected tensors.
     """
     seed = _seed(seed)
     _check_choice("norm", norm, _NORMS)
     _check_choice("ignore", ignore, _IGNORES)
-    params = _named_params(model)
+    named = _named_params(model)
+    selected = select_names(list(model.named_parameters()), params)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     raw = {}
-    for name, p in params:
+    for name, p in named:
         draw_dtype = torch.float64 if p.dtype == torch.float64 else torch.float32
         raw[name] = torch.randn(p.shape, generator=gen, dtype=draw_dtype).to(p.device, p.dtype)
-    theta = dict(params)
-    tensors = normalize(raw, theta, norm, ignore)
+    theta = dict(named)
     norm_txt = f"{norm}-norm" if norm else "unnormalized"
+    label = f"random #{seed}, {norm_txt}"
+    extra: dict[str, Any] = {"params": describe_choice(params)}
+    if len(selected) == len(named):
+        tensors = normalize(raw, theta, norm, ignore)
+    else:
+        if ignore == "biasbn" and all(theta[n].dim() <= 1 for n in selected):
+            raise ValueError(
+                f"params={choice_text(params)} selects only tensors of dim <= 1 "
+                f"({selected[:4]}), which ignore='biasbn' leaves still: nothing would move; "
+                "pass ignore=None or select weight tensors too"
+            )
+        moved = normalize({n: raw[n] for n in selected}, theta, norm, ignore)
+        tensors = {n: moved[n] if n in moved else torch.zeros_like(raw[n]) for n in raw}
+        label += f", {choice_text(params)} ({len(selected)} of {len(named)} tensors)"
+        extra["selected"] = selected
     return Direction(
         tensors,
         kind="random",
         seed=seed,
         norm=norm,
         ignore=ignore,
-        label=f"random #{seed}, {norm_txt}",
+        label=label,
+        **extra,
     )
-

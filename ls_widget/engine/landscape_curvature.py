@@ -50,9 +50,11 @@ class CurvatureMixin:
     _hessian: Hessian | None = None  # `hessian`, built on first use
 
     def _curvature_params(self: _Host, params: ParamSelection) -> list[str]:
-        """The names H is taken over; None and "biasbn" start from those requiring grad now."""
-        trainable = [n for n, p in self.model.named_parameters() if p.requires_grad]
-        return select_params(self.space, params, trainable)
+        """The names H is taken over; None, "trainable" and "biasbn" start from those requiring
+        grad now; predicates see the model's live parameters."""
+        live = dict(self.model.named_parameters())
+        trainable = [n for n, p in live.items() if p.requires_grad]
+        return select_params(self.space, params, trainable, named=live)
 
     @property
     def hessian(self: _Host) -> Hessian:
@@ -64,8 +66,9 @@ class CurvatureMixin:
         return h
 
     def hessian_over(self: _Host, params: ParamSelection) -> Hessian:
-        """H restricted to some parameters: ``"biasbn"`` (no biases/BN, as Li et al.), a list
-        of names, or a Direction (the tensors it moves)."""
+        """H restricted to some parameters: ``"biasbn"`` (no biases/BN, as Li et al.),
+        ``"trainable"``, ``"all"``, a list of names or glob patterns, a predicate
+        ``fn(name, parameter)``, or a Direction (the tensors it moves)."""
         return Hessian(self.evaluator, CurvatureMixin._curvature_params(self, params))
 
     def curvature_stream(

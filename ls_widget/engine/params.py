@@ -6,7 +6,8 @@ once, so later evaluation never depends on (or touches) the live model.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import fnmatch
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -174,3 +175,106 @@ def filter_norms(t: Tensor) -> Tensor:
 def flat_dot(a: Mapping[str, Tensor], b: Mapping[str, Tensor]) -> float:
     """Euclidean inner product of two same-keyed tensor maps, accumulated in float64."""
     return float(sum((a[k].double() * b[k].double()).sum() for k in a))
+
+
+ParamChoice = str | Sequence[str] | Callable[[str, Tensor], bool]
+"""Which parameters a direction moves (and H is taken over): ``"trainable"`` (those with
+``requires_grad=True``), ``"all"``, a list of `fnmatch` glob patterns over the names of
+`named_parameters()` (e.g. ``["layer4.*", "fc.*"]``), or a predicate ``fn(name, parameter)``."""
+
+PARAM_CHOICES = ("trainable", "all")
+
+
+def describe_choice(params: ParamChoice) -> str | list[str]:
+    """The selection as provenance can store it (JSON): the string, the patterns, or
+    ``"predicate <name>"``."""
+    if isinstance(params, str):
+        return params
+    if callable(params):
+        name = getattr(params, "__qualname__", None) or type(params).__name__
+        return f"predicate {name}"
+    return list(params)
+
+
+def choice_text(params: ParamChoice) -> str:
+    """The selection in a few words, for labels."""
+    desc = describe_choice(params)
+    return ", ".join(desc) if isinstance(desc, list) else desc
+
+
+def _examples(names: Sequence[str]) -> str:
+    shown = list(names[:4])
+    more = f", ... ({len(names)} in all)" if len(names) > len(shown) else ""
+    return ", ".join(repr(n) for n in shown) + more
+
+
+def select_names(
+    named: Sequence[tuple[str, Tensor]],
+    params: ParamChoice = "trainable",
+    *,
+    trainable: Collection[str] | None = None,
+) -> list[str]:
+    """The names of the parameters that `params` selects, in `named_parameters()` order.
+
+    Args:
+        named: ``model.named_parameters()`` (the live parameters: predicates and
+            ``"trainable"`` read ``requires_grad``).
+        params: see `ParamChoice`.
+        trainable: the names requiring grad, when `named` holds detached copies (default:
+            read ``requires_grad`` from `named`).
+
+    ``"trainable"`` on a model where no parameter requires grad (a model frozen for
+    evaluation) is every parameter: nothing is singled out.
+
+    Raises:
+        ValueError: an unknown string, a pattern that matches no parameter, or a selection
+            that leaves no parameter; the message names the patterns and a few parameters.
+        TypeError: a selection of another type.
+    """
+    all_names = [n for n, _ in named]
+    if isinstance(params, str):
+        if params == "all":
+            return all_names
+        if params == "trainable":
+            keep = set(trainable) if trainable is not None else {
+                n for n, p in named if p.requires_grad}
+            return [n for n in all_names if n in keep] or all_names
+        raise ValueError(
+            f"params={params!r} is not supported; use 'trainable', 'all', a list of glob "
+            f"patterns (e.g. params=[{params + '*'!r}]) or a predicate fn(name, parameter). "
+            f"The model's parameters: {_examples(all_names)}"
+        )
+    if callable(params):
+        names = [n for n, p in named if bool(params(n, p))]
+        if not names:
+            raise ValueError(
+                f"params={choice_text(params)} selects no parameter; it is called as "
+                f"fn(name, parameter) on {_examples(all_names)}"
+            )
+        return names
+    if isinstance(params, Iterable) and not isinstance(params, bytes | Mapping):
+        patterns = list(params)
+        bad = [p for p in patterns if not isinstance(p, str)]
+        if bad:
+            raise TypeError(
+                f"params patterns must be strings (glob patterns over parameter names), got "
+                f"{bad[:3]!r}"
+            )
+        if not patterns:
+            raise ValueError(
+                "params=[] selects no parameter; pass glob patterns such as ['fc.*'], "
+                f"'trainable' or 'all'. The model's parameters: {_examples(all_names)}"
+            )
+        unmatched = [p for p in patterns
+                     if not any(fnmatch.fnmatchcase(n, p) for n in all_names)]
+        if unmatched:
+            raise ValueError(
+                f"unknown parameter names or patterns {unmatched[:5]} (they match no "
+                f"parameter; globs use fnmatch, e.g. 'fc.*'). The model's parameters: "
+                f"{_examples(all_names)}"
+            )
+        return [n for n in all_names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+    raise TypeError(
+        f"params must be 'trainable', 'all', a list of glob patterns or a predicate "
+        f"fn(name, parameter), got {type(params).__name__}"
+    )
