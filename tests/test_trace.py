@@ -243,7 +243,7 @@ def test_module_fallback_when_ops_cannot_be_recorded(digits_small, monkeypatch):
     def fail(*args, **kwargs):
         raise RuntimeError("no dispatch mode here")
 
-    monkeypatch.setattr(smoothness, "functional_call", fail)
+    monkeypatch.setattr(smoothness, "forward", fail)
     data = (X[:32], y[:32])
     assert ops_of(pooled_cnn(nn.ReLU()), data) == ("nn.MaxPool2d", "nn.ReLU")
     assert ops_of(two_layer(nn.ReLU6()), data) == ("nn.ReLU6",)

@@ -17,9 +17,10 @@ import numpy as np
 import torch
 from scipy.sparse.linalg import LinearOperator
 from torch import Tensor
-from torch.func import functional_call, grad, jvp
+from torch.func import grad, jvp
 
 from ..directions.direction import Direction
+from ..engine.data import forward
 from .extremes import arpack_extremes, dense_extremes, lanczos_extremes
 from .protocols import BatchLike, LossEvaluator
 
@@ -93,7 +94,7 @@ class HessianOperator:
         weight = batch.n / ev.n_samples
 
         def f(sel: dict[str, Tensor]) -> Tensor:
-            out = functional_call(module, ({**self._fixed, **sel}, self._buffers), batch.x)
+            out = forward(module, batch, ({**self._fixed, **sel}, self._buffers))
             value = ev.loss_fn(out, batch.y)
             if value.numel() != 1:
                 raise ValueError("the loss must return the batch mean as a scalar")

@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.func import functional_call
 
+from ..engine.data import forward
 from .protocols import LossEvaluator
 from .records import Trace
 
@@ -187,9 +187,7 @@ def nonsmooth_ops(ev: LossEvaluator, names: Sequence[str]) -> tuple[str, ...]:
     with ev.plain() as module:
         try:
             with torch.no_grad(), _Recorder():
-                out = functional_call(
-                    module, (dict(space.theta0), dict(space.buffers0)), batch.x
-                )
+                out = forward(module, batch, (dict(space.theta0), dict(space.buffers0)))
                 ev.loss_fn(out, batch.y)
         except Exception:  # an op or a model the recorder cannot run: look at the modules
             return _module_kinks(module)

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..directions.direction import Direction
 from ..results.records import Curve, Surface
-from .data import as_batches
+from .data import Layout, as_batches, keywords_of
 from .evaluate import DEFAULT_MEMORY_BUDGET, BoundEvaluator, Evaluator, LossFn
+from .evaluate.scoring import OutputPick
 from .jobs import JobSizing
 from .landscape_curvature import CurvatureMixin
 from .params import ParamSpace
@@ -28,12 +28,25 @@ class Landscape(JobSizing, CurvatureMixin):
     Args:
         model: a trained ``torch.nn.Module``. Never modified: we evaluate a private copy in
             eval mode (BatchNorm running statistics, no dropout) on the model's device and dtype.
-        data: a tuple ``(X, y)`` of tensors or NumPy arrays, a torch ``Dataset``, a
-            ``DataLoader``, or any iterable of ``(x, y)`` batches. Read once and kept (on the
-            device) in a fixed order.
-        loss: ``loss(output, target)`` returning the batch mean (default cross-entropy).
+        data: a tuple ``(X, y)`` of tensors or NumPy arrays (X may be a tuple ``(X1, X2)``,
+            passed as ``model(X1, X2)``, or a dict, passed as keywords), a torch ``Dataset``, a
+            ``DataLoader``, or any iterable of batches: ``(x, y)`` pairs (x a tensor or a
+            tuple of them) or dicts (``model(**batch)`` with every key but the target's:
+            ``"labels"``, ``"label"``, ``"y"`` or ``"target"``, or what `target` names). Read
+            once and kept (on the device) in a fixed order.
+        loss: ``loss(output, target)`` returning the batch mean. None (default): the model's
+            own loss where its output has one (dict batches then give the model the target
+            too, as Hugging Face models expect), else cross-entropy. An explicit loss gets
+            the target, withheld from the model.
         metrics: more ``name → fn(output, target)`` batch means, e.g.
             ``{"accuracy": lw.metrics.accuracy}``. Values are sample-weighted means over all data.
+        inputs: ``fn(batch) -> inputs`` for other batch layouts: a tuple is passed as
+            positional arguments, a dict as keywords, a tensor as the one argument.
+        target: the target's key in dict batches, or ``fn(batch) -> target``.
+        output: which tensor of the model's output (a dict, ModelOutput, namedtuple, tuple)
+            the loss and metrics see: a key or attribute name, or ``fn(output) -> tensor``;
+            default ``logits``, else the first tensor. It is upcast to float32 for float16 and
+            bfloat16 models, so the loss keeps its own resolution.
         batch_size: split ``(X, y)`` or a ``Dataset`` into batches of this size.
         memory_budget: bytes for precomputed activations and vectorized chunks.
         strategy: ``"auto"`` (fixed rules), ``"loop"`` or ``"vmap"``.
@@ -46,23 +59,31 @@ class Landscape(JobSizing, CurvatureMixin):
         self,
         model: nn.Module,
         data: Any,
-        loss: LossFn = F.cross_entropy,
+        loss: LossFn | None = None,
         metrics: Mapping[str, LossFn] | None = None,
         *,
+        inputs: Callable[[Any], Any] | None = None,
+        target: str | Callable[[Any], Any] | None = None,
+        output: OutputPick = None,
         batch_size: int | None = None,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
         strategy: str = "auto",
     ) -> None:
         self.model = model
         self.space = ParamSpace(model)
+        layout = Layout(inputs, target, pass_target=loss is None, takes=keywords_of(model))
         batches = as_batches(
-            data, device=self.space.device, dtype=self.space.dtype, batch_size=batch_size
+            data, device=self.space.device, dtype=self.space.dtype, batch_size=batch_size,
+            layout=layout,
         )
         self.evaluator = Evaluator(
             model, self.space, batches, loss, metrics,
-            memory_budget=memory_budget, strategy=strategy,
+            memory_budget=memory_budget, strategy=strategy, output=output,
         )
-        self.loss_name = getattr(loss, "__name__", type(loss).__name__)
+        self.loss_name = (
+            getattr(loss, "__name__", type(loss).__name__) if loss is not None
+            else "model loss" if any(b.kw for b in batches) else "cross_entropy"
+        )
         # The last few bindings by the directions' ids (the list keeps those ids unique).
         self._bound: OrderedDict[tuple[int, ...], tuple[list, BoundEvaluator]] = OrderedDict()
 

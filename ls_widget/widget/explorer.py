@@ -265,7 +265,7 @@ class Explorer(W.VBox):
 def explore(
     model: nn.Module,
     data: Any,
-    loss: Callable[..., Any] = F.cross_entropy,
+    loss: Callable[..., Any] | None = F.cross_entropy,
     *,
     metrics: Mapping[str, Callable[..., Any]] | None = None,
     other: nn.Module | None = None,
@@ -292,9 +292,11 @@ def explore(
 
     Args:
         model: a trained ``torch.nn.Module`` (never modified).
-        data: ``(X, y)``, a Dataset, a DataLoader or an iterable of ``(x, y)`` batches.
+        data: anything `lw.Landscape` takes: ``(X, y)``, a Dataset, a DataLoader, batches of
+            tensors, tuples or dicts.
         loss: ``loss(output, target)`` → batch mean; cross-entropy by default (then accuracy
-            is computed too unless `metrics` says otherwise).
+            is computed too unless `metrics` says otherwise); ``None`` uses the model's own
+            loss where its output has one (Hugging Face style), as `lw.Landscape` does.
         metrics: more ``name → fn(output, target)`` batch means.
         other: a second model of the same architecture: adds "towards other" (with BN
             buffers) to the direction bank.

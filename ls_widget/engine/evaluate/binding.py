@@ -9,6 +9,7 @@ vectors; run.py runs points on it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import torch
 from torch import Tensor, nn
@@ -171,7 +172,7 @@ class Binding:
 
 def _to_layout(batch: Batch, channels_last: bool) -> Batch:
     """`batch` with 4D image inputs in channels_last (the first input only)."""
-    if channels_last and batch.x[0].dim() == 4:
+    if channels_last and batch.x and batch.x[0].dim() == 4:
         x0 = batch.x[0].contiguous(memory_format=torch.channels_last)
-        return Batch((x0, *batch.x[1:]), batch.y, batch.n)
+        return replace(batch, x=(x0, *batch.x[1:]))
     return batch

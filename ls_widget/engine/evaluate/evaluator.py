@@ -17,15 +17,23 @@ from threading import RLock
 
 import torch
 from torch import nn
-from torch.func import functional_call
 
 from ...directions.direction import Direction
-from ..data import Batch
+from ..data import Batch, forward
 from ..params import ParamSpace
 from .bound import BoundEvaluator
 from .plan import Plan, PlanKey
 from .private_model import PrivateModel
-from .scoring import LossFn, Scorer, center_hint, check_fn, check_output, describe, forward_error
+from .scoring import (
+    LossFn,
+    OutputPick,
+    Scorer,
+    center_hint,
+    check_fn,
+    check_output,
+    describe,
+    forward_error,
+)
 
 DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes for precomputed activations and vmap chunks
 
@@ -37,10 +45,12 @@ class Evaluator:
         model: the user's model (read once, never written).
         space: its ParamSpace (θ₀ and buffer snapshots).
         batches: the evaluation data (fixed order).
-        loss_fn: ``loss_fn(output, target)`` → scalar batch mean.
+        loss_fn: ``loss_fn(output, target)`` → scalar batch mean; None: the model's own loss
+            where its output has one, else cross-entropy.
         metrics: name → ``fn(output, target)`` → scalar batch mean (e.g. accuracy).
         memory_budget: bytes allowed for precomputed first-layer outputs and vmap chunks.
         strategy: ``"auto"`` (fixed rules), ``"loop"`` or ``"vmap"``.
+        output: which tensor of the model's output the loss and metrics see (see `Scorer`).
 
     Attributes:
         chosen: what the latest calibration picked (mode, vmap chunk, memory format, shortcuts), for
@@ -55,18 +65,26 @@ class Evaluator:
         model: nn.Module,
         space: ParamSpace,
         batches: list[Batch],
-        loss_fn: LossFn,
+        loss_fn: LossFn | None,
         metrics: Mapping[str, LossFn] | None = None,
         *,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
         strategy: str = "auto",
+        output: OutputPick = None,
     ) -> None:
-        if not callable(loss_fn):
+        if loss_fn is not None and not callable(loss_fn):
             raise TypeError(
                 "loss must be a callable loss_fn(output, target), e.g. F.cross_entropy; got "
                 f"{type(loss_fn).__name__}"
             )
-        check_fn(loss_fn, "loss", "F.cross_entropy")
+        if loss_fn is not None:
+            check_fn(loss_fn, "loss", "F.cross_entropy")
+        if output is not None and not (isinstance(output, str) or callable(output)):
+            raise TypeError(
+                f"output must be a key or attribute name of the model's output (e.g. "
+                f"output='logits') or a callable fn(output) -> tensor; got "
+                f"{type(output).__name__}"
+            )
         if metrics is not None and not isinstance(metrics, Mapping):
             raise TypeError(
                 f"metrics must be a dict name → fn(output, target), got {type(metrics).__name__}"
@@ -89,7 +107,7 @@ class Evaluator:
         named = dict(metrics or {})
         if "loss" in named:
             raise ValueError("'loss' is reserved for the loss; give the metric another name")
-        self.scorer: Scorer = Scorer(loss_fn, named, space.device)
+        self.scorer: Scorer = Scorer(loss_fn, named, space.device, output)
         self.n_samples: int = sum(b.n for b in batches)
         self.memory_budget: int = memory_budget
         self.strategy: str = strategy
@@ -103,8 +121,9 @@ class Evaluator:
 
     @property
     def loss_fn(self) -> LossFn:
-        """``loss_fn(output, target)`` → scalar batch mean."""
-        return self.scorer.loss_fn
+        """``loss_fn(output, target)`` → scalar batch mean, of the model's raw output: the
+        scorer picks the tensor (and upcasts it), or takes the output's own loss."""
+        return self.scorer.loss
 
     @property
     def metrics(self) -> dict[str, LossFn]:
@@ -172,7 +191,7 @@ class Evaluator:
                     "the data"
                 )
                 try:
-                    out = functional_call(module, (space.theta0, space.buffers0), batch.x)
+                    out = forward(module, batch, (space.theta0, space.buffers0))
                 except Exception as exc:
                     forward_error(exc, batch, where)
                 check_output(out, where)

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ...directions.direction import Direction
-from ..data import Batch
+from ..data import Batch, forward
 from .flat import Flat
 
 Layer = nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d
@@ -124,7 +124,7 @@ def find_first_layer(
             hooks.append(mod.register_forward_pre_hook(hook))
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            module(*batch.x)
+            forward(module, batch)
     except Exception:  # the real evaluation reports errors properly
         return None, 0.0
     finally:
@@ -187,7 +187,7 @@ def precompute(
                 for f in flats:
                     f.work.copy_(f.theta)
                 for b in batches:
-                    module(*b.x)
+                    forward(module, b)
         finally:
             h.remove()
         with torch.no_grad():

@@ -171,7 +171,7 @@ def agree(ref: np.ndarray, got: np.ndarray) -> bool:
 def vmap_chunk_size(batches: list[Batch], memory_budget: float) -> int:
     """Points per vmap call: bounded by the memory budget (never by timings)."""
     act = max(
-        t.numel() * t.element_size() for b in batches for t in b.x
+        t.numel() * t.element_size() for b in batches for t in b.inputs()
     ) * 8  # activations of a few layers per point, a rough upper estimate
     return int(max(1, min(VMAP_MAX_CHUNK, memory_budget // max(1, act))))
 

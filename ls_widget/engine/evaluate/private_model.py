@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
 
-from ..data import Batch
+from ..data import Batch, forward
 from ..params import ParamSpace
 from . import speedups
 from .first_layer import find_first_layer
@@ -148,12 +148,15 @@ class PrivateModel:
             self.set_param(name, space.theta0[name].clone())
         for name in self.alias_b:
             self.set_buffer(name, space.buffers0[name].clone())
-        x = batches[0].x
-        mine = tuple(t.clone() for t in x)
+        first = batches[0]
+        mine = Batch(
+            tuple(t.clone() for t in first.x), first.y, first.n,
+            {k: _clone(v) for k, v in first.kw.items()},
+        )
         where = "the first batch" if len(batches) > 1 else "the data"
         try:
             with torch.no_grad():
-                out = clone(*mine)
+                out = forward(clone, mine)
         except Exception as exc:
             forward_error(exc, batches[0], where)
         check_output(out, where)
@@ -177,8 +180,8 @@ class PrivateModel:
                         "evaluated would move the model for the next. Move that update out of "
                         "forward (into the training loop, or under `if self.training:`)" + cache
                     )
-        if not all(_same(a, b) for a, b in zip(mine, x, strict=True)):
-            clone.register_forward_pre_hook(_fresh_inputs)
+        if not _same_tree((mine.x, mine.kw), (first.x, first.kw)):
+            clone.register_forward_pre_hook(_fresh_inputs, with_kwargs=True)
 
 
 def _aliases(named: Iterable[tuple[str, Tensor]]) -> dict[str, list[str]]:
@@ -210,7 +213,35 @@ def _same(a: Tensor, b: Tensor) -> bool:
     )
 
 
-def _fresh_inputs(module: nn.Module, args: tuple[object, ...]) -> tuple[object, ...]:
+def _clone(obj: object) -> object:
+    """A copy of every tensor in a nested structure (tuples, lists, dicts)."""
+    if isinstance(obj, Tensor):
+        return obj.clone()
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_clone(o) for o in obj)
+    if isinstance(obj, Mapping):
+        return {k: _clone(v) for k, v in obj.items()}
+    return obj
+
+
+def _same_tree(a: object, b: object) -> bool:
+    """Nested structures with bit-identical tensors."""
+    if isinstance(a, Tensor):
+        return isinstance(b, Tensor) and _same(a, b)
+    if isinstance(a, (tuple, list)):
+        return isinstance(b, (tuple, list)) and len(a) == len(b) and all(
+            _same_tree(x, y) for x, y in zip(a, b, strict=True)
+        )
+    if isinstance(a, Mapping):
+        return isinstance(b, Mapping) and list(a) == list(b) and all(
+            _same_tree(a[k], b[k]) for k in a
+        )
+    return True
+
+
+def _fresh_inputs(
+    module: nn.Module, args: tuple[object, ...], kwargs: dict[str, object]
+) -> tuple[object, dict[str, object]]:
     """Forward pre-hook for models that write to their inputs: they get copies, so the data
     (the user's tensors, and ours) is the same for every point."""
-    return tuple(a.clone() if isinstance(a, Tensor) else a for a in args)
+    return _clone(args), {k: _clone(v) for k, v in kwargs.items()}

@@ -17,9 +17,10 @@ from contextlib import AbstractContextManager, nullcontext
 import numpy as np
 import torch
 from torch import Tensor
-from torch.func import functional_call, vmap
+from torch.func import vmap
 
 from ..data import Batch
+from ..data import forward as call_model
 from . import speedups
 from .binding import Binding
 from .first_layer import Injected
@@ -35,7 +36,10 @@ def loop(b: Binding, coeffs: np.ndarray) -> np.ndarray:
     # is combined in this same order, so the order changes no value.
     order = np.lexsort((coeffs[:, 0], *coeffs[:, :0:-1].T)) if b.k > 1 else np.arange(P)
     last_rest: list[float] | None = None
-    steps = speedups.flatten(module, b.padded, (Injected,)) if b.fast else None
+    positional = not any(batch.kw for batch in b.laid_out)  # a Sequential takes one input
+    steps = (
+        speedups.flatten(module, b.padded, (Injected,)) if b.fast and positional else None
+    )
     context: AbstractContextManager[None]
     if steps is not None:
         flat_steps = steps  # a name of its own: mypy does not narrow `steps` in the closure
@@ -45,7 +49,7 @@ def loop(b: Binding, coeffs: np.ndarray) -> np.ndarray:
         context = nullcontext()
     else:
         def forward(batch: Batch) -> Tensor:
-            return module(*batch.x)
+            return call_model(module, batch)
         context = speedups.padded_forwards(b.padded if b.fast else {})
     # Scores stay 0-d tensors until the end: one stack for the whole call rather than a
     # few small ops per point (and no device sync per point on GPUs).
@@ -88,7 +92,7 @@ def vmapped(b: Binding, coeffs: np.ndarray) -> np.ndarray:
         bufs = dict(static_b)
         for f, v in zip(b.buf_flats, flat_b, strict=True):
             bufs.update(f.unflatten(v))
-        out = functional_call(module, (params, bufs), batch.x)
+        out = call_model(module, batch, (params, bufs))
         return torch.stack([v.to(torch.float64) for v in score(out, batch)])
 
     size = b.vmap_chunk

@@ -7,6 +7,7 @@ their own type, so a caller's ``except RuntimeError`` still works.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import sys
 from collections.abc import Callable, Mapping
@@ -14,11 +15,13 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-from ..data import Batch
+from ..data import Batch, LayoutError
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
+OutputPick = str | Callable[[Any], Tensor] | None
 _METRICS_MODULE = "ls_widget.engine.metrics"
 
 
@@ -26,15 +29,43 @@ _METRICS_MODULE = "ls_widget.engine.metrics"
 class Scorer:
     """``loss_fn(output, target)`` and the metrics, as 0-d tensors on `device`.
 
+    The model's raw output (a tensor, a dict, a ModelOutput, a tuple...) goes through `pick`:
+    the tensor that `output` names (default: ``logits``, else the first tensor), upcast to
+    float32 for half-precision models, so losses and metrics have their full resolution.
+
     Attributes:
-        loss_fn: the loss, a batch mean.
+        loss_fn: the loss, a batch mean; None: the output's own ``loss`` where it has one
+            (a model given the labels), else cross-entropy.
         metrics: name → ``fn(output, target)``, batch means.
         device: where the values are gathered (the model's device).
+        output: which tensor of the model's output the loss and metrics see: a key or
+            attribute name, or a callable ``fn(output) -> tensor``; None: the default.
     """
 
-    loss_fn: LossFn
+    loss_fn: LossFn | None
     metrics: dict[str, LossFn]
     device: torch.device
+    output: OutputPick = None
+
+    def pick(self, out: object) -> Any:
+        """The tensor of the model's output that the loss and metrics see (upcast)."""
+        picked = pick_output(out, self.output)
+        return _upcast(picked) if isinstance(picked, Tensor) else picked
+
+    def loss(self, out: object, y: Any) -> Tensor:
+        """The loss of the model's raw output `out` against `y` (every path calls this)."""
+        return self._loss(out, None, y)
+
+    def _loss(self, out: object, picked: Any, y: Any) -> Tensor:
+        if self.loss_fn is None:
+            own = own_loss(out)
+            if own is not None:
+                return _upcast(_as_scalar(own, "model's own loss"))
+            fn: LossFn = F.cross_entropy
+        else:
+            fn = self.loss_fn
+        return _as_scalar(_call(fn, self.pick(out) if picked is None else picked, y, "loss"),
+                          "loss")
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -52,7 +83,8 @@ class Scorer:
         # metric that writes to them would change the next point's. Autograd's version
         # counter tells, for the price of an attribute read.
         version = y._version if isinstance(y, Tensor) and not y.is_inference() else None
-        loss = _as_scalar(_call(self.loss_fn, out, y, "loss"), "loss")
+        picked = self.pick(out)
+        loss = self._loss(out, picked, y)
         if version is not None and y._version != version:
             _writes_target("loss")
         vals = [loss if loss.device == self.device else loss.to(self.device)]
@@ -60,12 +92,100 @@ class Scorer:
             finite = torch.isfinite(vals[0])
             for name, fn in self.metrics.items():
                 what = f"metric {name!r}"
-                v = _as_scalar(_call(fn, out, y, what), what)
+                v = _as_scalar(_call(fn, picked, y, what), what)
                 if version is not None and y._version != version:
                     _writes_target(what)
                 v = v if v.device == self.device else v.to(self.device)
                 vals.append(torch.where(finite, v, torch.nan))
         return vals
+
+
+_OUTPUT_LOSS = "loss"
+
+
+def own_loss(out: object) -> Tensor | None:
+    """The loss a model computed itself (``out["loss"]`` or ``out.loss``), if any."""
+    if isinstance(out, Tensor):
+        return None
+    value = _field(out, _OUTPUT_LOSS)
+    return value if isinstance(value, Tensor) else None
+
+
+def pick_output(out: object, output: OutputPick = None) -> Any:
+    """The tensor of a model's output that losses see: `output` (a key or attribute name, or
+    ``fn(output) -> tensor``) picks it; by default ``logits``, else the first tensor.
+
+    A plain tuple or list (not a namedtuple) has no names to tell logits from a loss (a Hugging
+    Face model with ``return_dict=False`` returns ``(loss, logits)``): by default it goes to
+    the loss as it is, and `output` picks from it.
+    """
+    if output is None and (
+        isinstance(out, Tensor)
+        or (isinstance(out, (tuple, list)) and not hasattr(out, "_fields"))
+    ):
+        return out
+    if callable(output):
+        value = output(out)
+        if not isinstance(value, Tensor):
+            raise TypeError(
+                f"output= {getattr(output, '__name__', type(output).__name__)} returned "
+                f"{describe(value)} for the model's output ({describe(out)}); it must return "
+                "the tensor the loss takes"
+            )
+        return value
+    if isinstance(output, str):
+        found = _field(out, output)
+        if isinstance(found, Tensor):
+            return found
+        names = _fields(out)
+        raise LayoutError(
+            f"output={output!r}: the model's output ({describe(out)}) has no tensor "
+            f"{output!r}" + (f"; its fields are {names}" if names else "")
+            + "; pass output= one of them, or a callable output=fn(output) -> tensor"
+        )
+    if output is not None:
+        raise TypeError(
+            f"output must be a key or attribute name (e.g. output='logits') or a callable "
+            f"fn(output) -> tensor; got {type(output).__name__}"
+        )
+    logits = _field(out, "logits")
+    if isinstance(logits, Tensor):
+        return logits
+    values = (
+        list(out.values()) if isinstance(out, Mapping)
+        else list(out) if isinstance(out, (tuple, list))
+        else [getattr(out, n, None) for n in _fields(out)]
+    )
+    for v in values:
+        if isinstance(v, Tensor):
+            return v
+    raise TypeError(
+        f"the model's output ({describe(out)}) holds no tensor for the loss; pass "
+        "output=fn(output) -> tensor (or output='name' of the tensor) to pick it"
+    )
+
+
+def _field(out: object, name: str) -> object:
+    if isinstance(out, Mapping):
+        return out.get(name)
+    return getattr(out, name, None)
+
+
+def _fields(out: object) -> list[str]:
+    if isinstance(out, Mapping):
+        return [str(k) for k in out]
+    if hasattr(out, "_fields"):  # namedtuple
+        return list(out._fields)
+    if hasattr(out, "__dataclass_fields__"):
+        return list(out.__dataclass_fields__)
+    return [k for k, v in vars(out).items() if isinstance(v, Tensor)] if hasattr(
+        out, "__dict__"
+    ) else []
+
+
+def _upcast(t: Tensor) -> Tensor:
+    """Half-precision floats as float32: the loss gets its own resolution, not bf16's."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
 def _call(fn: LossFn, out: Tensor, y: Any, what: str) -> object:
@@ -147,7 +267,8 @@ def check_output(out: object, where: str) -> None:
 
 def forward_error(exc: Exception, batch: Batch, where: str) -> NoReturn:
     """Re-raise a failed forward at θ₀ with the inputs it was given (and a dtype hint)."""
-    ints = [t.dtype for t in batch.x if not t.is_floating_point()]
+    tensors = batch.inputs()
+    ints = [t.dtype for t in tensors if not t.is_floating_point()]
     dtypes = ("dtype", "scalar type", "Byte", "Char", "Short", "Int", "Long", "Bool")
     if not any(word in str(exc) for word in dtypes):
         ints = []  # an integer input is not the problem (token ids, say)
@@ -156,9 +277,14 @@ def forward_error(exc: Exception, batch: Batch, where: str) -> NoReturn:
         "convert features with X.float() (NumPy: X.astype(np.float32))" if ints else ""
     )
     inputs = ", ".join(f"({describe(t)})" for t in batch.x)
-    _raise_with_context(
-        exc, f"the model failed at θ₀ on {where}, called as model(*x) with x = {inputs}", hint
-    )
+    if batch.kw:
+        kws = ", ".join(f"{k}=({describe(v)})" for k, v in batch.kw.items())
+        call = f"model({'*x, ' if batch.x else ''}**kw) with " + (
+            f"x = {inputs} and " if batch.x else ""
+        ) + f"kw = {kws}"
+    else:
+        call = f"model(*x) with x = {inputs}"
+    _raise_with_context(exc, f"the model failed at θ₀ on {where}, called as {call}", hint)
 
 
 def describe(obj: object) -> str:
@@ -176,7 +302,8 @@ def describe(obj: object) -> str:
 
 def center_hint(out: object, batch: Batch) -> str:
     """Where a non-finite loss at θ₀ comes from (the parameters are known to be finite)."""
-    bad_x = sum(int((~torch.isfinite(t)).sum()) for t in batch.x if t.is_floating_point())
+    tensors = batch.inputs()
+    bad_x = sum(int((~torch.isfinite(t)).sum()) for t in tensors if t.is_floating_point())
     if bad_x:
         return (
             f"the inputs contain {bad_x} NaN/inf values; clean the data (drop those rows, or "
@@ -185,6 +312,9 @@ def center_hint(out: object, batch: Batch) -> str:
     y = batch.y
     if isinstance(y, Tensor) and y.is_floating_point() and not bool(torch.isfinite(y).all()):
         return "the targets contain NaN/inf values; clean them (or drop those samples)"
+    if not isinstance(out, Tensor):
+        with contextlib.suppress(Exception):  # no tensor to look at: the loss's fault
+            out = pick_output(out)
     if isinstance(out, Tensor) and out.is_floating_point() and not bool(
         torch.isfinite(out).all()
     ):
@@ -219,7 +349,8 @@ def _target_hint(out: object, y: object) -> str:
         pick = "out[0]" if isinstance(out, (tuple, list)) else "out.logits"
         return (
             f"the model returns {describe(out)}, which the loss receives as it is: pass a "
-            f"loss that picks the tensor, e.g. lambda out, y: F.cross_entropy({pick}, y)"
+            f"loss that picks the tensor, e.g. lambda out, y: F.cross_entropy({pick}, y), or "
+            f"pick it with output=lambda out: {pick}"
         )
     if not isinstance(y, Tensor):
         return (
