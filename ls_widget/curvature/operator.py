@@ -20,7 +20,7 @@ from torch import Tensor
 from torch.func import grad, jvp
 
 from ..directions.direction import Direction
-from ..engine.data import forward
+from ..engine.batch import forward
 from .extremes import arpack_extremes, dense_extremes, lanczos_extremes
 from .protocols import BatchLike, LossEvaluator
 

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..engine.data import forward
+from ..engine.batch import forward
 from .protocols import LossEvaluator
 from .records import Trace
 

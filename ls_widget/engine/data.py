@@ -2,121 +2,19 @@
 
 from __future__ import annotations
 
-import inspect
 import numbers
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
-from torch.func import functional_call
 from torch.utils.data import DataLoader, Dataset
 
+from .batch import Batch, count_samples, target_dtype, to_device
+from .layout import Layout
+
 DEFAULT_BATCH_SIZE = 2048
-TARGET_KEYS = ("labels", "label", "y", "target")
-"""The keys of a dict batch tried, in this order, for the target (unless ``target=`` names one)."""
-
-
-class LayoutError(KeyError):
-    """A key that a batch or a model's output lacks (shown as its message, unquoted)."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
-
-
-def keywords_of(model: torch.nn.Module) -> frozenset[str] | None:
-    """The keyword arguments `model`'s forward takes (None: any, it has ``**kwargs``)."""
-    try:
-        params = inspect.signature(model.forward).parameters.values()
-    except (TypeError, ValueError):
-        return None
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return None
-    return frozenset(
-        p.name for p in params
-        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    )
-
-
-@dataclass(frozen=True)
-class Batch:
-    """Inputs (positional arguments `x` and keyword arguments `kw` of the model), targets and
-    the number of samples. The model is called as ``model(*x, **kw)`` (see `forward`)."""
-
-    x: tuple[Tensor, ...]
-    y: Any
-    n: int
-    kw: Mapping[str, Any] = field(default_factory=dict)
-
-    def inputs(self) -> list[Tensor]:
-        """Every input tensor, positional then keyword (nested structures flattened)."""
-        out: list[Tensor] = []
-        _tensors((self.x, self.kw), out)
-        return out
-
-
-def _tensors(obj: Any, out: list[Tensor]) -> None:
-    if isinstance(obj, Tensor):
-        out.append(obj)
-    elif isinstance(obj, Mapping):
-        for v in obj.values():
-            _tensors(v, out)
-    elif isinstance(obj, (tuple, list)):
-        for v in obj:
-            _tensors(v, out)
-
-
-def forward(
-    module: torch.nn.Module,
-    batch: Any,
-    params: tuple[dict[str, Tensor], dict[str, Tensor]] | None = None,
-) -> Any:
-    """The one place a batch is fed to a model: ``module(*batch.x, **batch.kw)``, or through
-    ``torch.func.functional_call`` with `params` (parameters, buffers) when given."""
-    kw = getattr(batch, "kw", None) or {}
-    if params is None:
-        return module(*batch.x, **kw)
-    return functional_call(module, params, tuple(batch.x), dict(kw) if kw else None)
-
-
-def _first_tensor(obj: Any) -> Tensor | None:
-    if isinstance(obj, Tensor):
-        return obj
-    items = obj.values() if isinstance(obj, Mapping) else obj if isinstance(
-        obj, (tuple, list)
-    ) else ()
-    for o in items:
-        t = _first_tensor(o)
-        if t is not None:
-            return t
-    return None
-
-
-def _count(x: tuple[Any, ...], y: Any, kw: Mapping[str, Any] | None = None) -> int:
-    if isinstance(y, Tensor) and y.dim() > 0:
-        return int(y.shape[0])
-    t = _first_tensor((x, dict(kw or {})))
-    return int(t.shape[0]) if t is not None and t.dim() > 0 else 1
-
-
-def _to(obj: Any, device: torch.device, dtype: torch.dtype) -> Any:
-    """Move tensors to the device; cast floating ones to the parameters' dtype."""
-    if isinstance(obj, Tensor):
-        obj = obj.to(device)
-        return obj.to(dtype) if obj.is_floating_point() else obj
-    if isinstance(obj, (tuple, list)):
-        return type(obj)(_to(o, device, dtype) for o in obj)
-    if isinstance(obj, Mapping):
-        return {k: _to(v, device, dtype) for k, v in obj.items()}
-    return obj
-
-
-def _target_dtype(dtype: torch.dtype) -> torch.dtype:
-    """Floating targets in the dtype the loss sees: float32 for half-precision models (whose
-    outputs are upcast before the loss), else the model's dtype."""
-    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
 def _is_array(obj: Any) -> bool:
@@ -164,123 +62,6 @@ _KINDS = {"O": "Python objects", "U": "strings", "S": "bytes", "c": "complex num
           "M": "datetimes", "m": "timedeltas", "V": "records"}
 
 
-def _keys(item: Mapping[Any, Any]) -> list[str]:
-    return [str(k) for k in item]
-
-
-@dataclass(frozen=True)
-class Layout:
-    """How one batch splits into the model's inputs and the target.
-
-    Attributes:
-        inputs: ``fn(batch) -> inputs`` (a tuple: positional, a dict: keywords, a tensor: one
-            positional), or None for the default split.
-        target: the target's key in dict batches, or ``fn(batch) -> target``, or None (dict
-            batches: the first of `TARGET_KEYS` present; tuples: ``(inputs, target)``).
-        pass_target: dict batches also give the target's key to the model (models that compute
-            their own loss, as Hugging Face models do when given ``labels``), where its
-            forward takes that keyword.
-        takes: the keywords the model's forward takes (`keywords_of`; None: any).
-    """
-
-    inputs: Callable[[Any], Any] | None = None
-    target: str | Callable[[Any], Any] | None = None
-    pass_target: bool = False
-    takes: frozenset[str] | None = None
-
-    def __post_init__(self) -> None:
-        if self.inputs is not None and not callable(self.inputs):
-            raise TypeError(
-                f"inputs must be a callable fn(batch) -> inputs (a tuple: positional arguments, "
-                f"a dict: keyword arguments, a tensor: one argument); got "
-                f"{type(self.inputs).__name__}"
-            )
-        if self.target is not None and not (isinstance(self.target, str) or callable(self.target)):
-            raise TypeError(
-                f"target must be the target's key in dict batches (e.g. target='labels') or a "
-                f"callable fn(batch) -> target; got {type(self.target).__name__}"
-            )
-
-    def _key(self, item: Mapping[Any, Any], where: str) -> Any:
-        """The target's key in the dict batch `item` (None: `target` is a callable)."""
-        if isinstance(self.target, str):
-            if self.target not in item:
-                raise LayoutError(
-                    f"target={self.target!r} is not a key of the dict batches of {where}, which "
-                    f"has keys {_keys(item)}; pass target= one of them"
-                )
-            return self.target
-        found = next((k for k in TARGET_KEYS if k in item), None)
-        if found is None and self.target is None:
-            keys = _keys(item)
-            raise LayoutError(
-                f"{where} yields dicts with keys {keys}, none of which is a known target key "
-                f"({', '.join(map(repr, TARGET_KEYS))}); pass target=\"...\" naming the target's "
-                f"key (e.g. target={keys[-1] if keys else 'labels'!r}), or a callable "
-                "target=fn(batch) -> target"
-            )
-        return found
-
-    def split(self, item: Any, where: str) -> tuple[Any, Any]:
-        """(inputs, target) of one batch."""
-        if isinstance(item, Mapping):
-            key = self._key(item, where)
-            y = self.target(item) if callable(self.target) else item[key]
-            if self.inputs is not None:
-                return _call_user(self.inputs, item, "inputs"), y
-            keep = self.pass_target and not callable(self.target) and (
-                self.takes is None or key in self.takes
-            )
-            return {k: v for k, v in item.items() if k != key or keep}, y
-        if isinstance(self.target, str):
-            raise TypeError(
-                f"target={self.target!r} names a key, but {where} yields "
-                f"{type(item).__name__}s, not dicts; pass target as a callable "
-                "fn(batch) -> target"
-            )
-        if self.inputs is None and self.target is None:
-            return _split_pair(item, where)
-        if self.inputs is not None and self.target is not None:
-            return (
-                _call_user(self.inputs, item, "inputs"), _call_user(self.target, item, "target")
-            )
-        x, y = _split_pair(item, where)
-        if self.inputs is not None:
-            x = _call_user(self.inputs, item, "inputs")
-        if callable(self.target):
-            y = _call_user(self.target, item, "target")
-        return x, y
-
-
-def _call_user(fn: Callable[[Any], Any], item: Any, what: str) -> Any:
-    try:
-        value = fn(item)
-    except Exception as exc:
-        if type(exc) in (TypeError, ValueError, KeyError, IndexError):
-            raise type(exc)(
-                f"the {what}= function failed on a batch ({type(item).__name__}): {exc}"
-            ) from exc
-        raise
-    if value is None:
-        raise TypeError(
-            f"the {what}= function returned None for a batch ({type(item).__name__}); it must "
-            f"return the {what} (a missing `return`?)"
-        )
-    return value
-
-
-def _split_pair(item: Any, where: str) -> tuple[Any, Any]:
-    try:
-        x, y = item
-    except (TypeError, ValueError):
-        raise TypeError(
-            f"{where} must yield (x, y) pairs or dicts; got {type(item).__name__}. Pass a tuple "
-            "(X, y), a Dataset or DataLoader of (x, y) or of dicts, or an iterable of (x, y) "
-            "batches; for other layouts pass inputs=fn(batch) and target=fn(batch)"
-        ) from None
-    return x, y
-
-
 def _batch(inputs: Any, y: Any, device: torch.device, dtype: torch.dtype) -> Batch:
     kw: dict[str, Any] = {}
     if isinstance(inputs, Mapping):
@@ -290,7 +71,7 @@ def _batch(inputs: Any, y: Any, device: torch.device, dtype: torch.dtype) -> Bat
                 f"keyword inputs need string keys and at least one entry; got keys "
                 f"{list(inputs)[:5]} (the model is called as model(**inputs))"
             )
-        kw = _to(_from_numpy(dict(inputs), "the inputs", target=False), device, dtype)
+        kw = to_device(_from_numpy(dict(inputs), "the inputs", target=False), device, dtype)
         xs: tuple[Any, ...] = ()
     else:
         xs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
@@ -302,9 +83,9 @@ def _batch(inputs: Any, y: Any, device: torch.device, dtype: torch.dtype) -> Bat
                 f"of keyword arguments), got {got}; the model is called as model(*x), or "
                 "model(**x) for a dict"
             )
-        xs = tuple(_to(t, device, dtype) for t in xs)
-    y = _to(_from_numpy(y, "the targets", target=True), device, _target_dtype(dtype))
-    return Batch(xs, y, _count(xs, y, kw), kw)
+        xs = tuple(to_device(t, device, dtype) for t in xs)
+    y = to_device(_from_numpy(y, "the targets", target=True), device, target_dtype(dtype))
+    return Batch(xs, y, count_samples(xs, y, kw), kw)
 
 
 def _batch_size(batch_size: object) -> int:

@@ -12,14 +12,47 @@ from torch import nn
 
 from ..directions.direction import Direction
 from ..results.records import Curve, Surface
-from .data import Layout, as_batches, keywords_of
+from .batch import keywords_of
+from .data import as_batches
 from .evaluate import DEFAULT_MEMORY_BUDGET, BoundEvaluator, Evaluator, LossFn
-from .evaluate.scoring import OutputPick
+from .evaluate.outputs import OutputPick
 from .jobs import JobSizing
 from .landscape_curvature import CurvatureMixin
+from .layout import Layout
 from .params import ParamSpace
 from .progressive import collect, progressive
 from .sampling import Grid, Tile
+
+
+class _Bindings:
+    """The last few bindings, by the directions' identities, so that calibration and the
+    first-layer precomputation are paid once per pair of directions."""
+
+    def __init__(self, evaluator: Evaluator, size: int = 4) -> None:
+        self._evaluator, self._size = evaluator, size
+        # The list keeps the directions alive, so their ids stay unique while cached.
+        self._cache: OrderedDict[tuple[int, ...], tuple[list, BoundEvaluator]] = OrderedDict()
+
+    def find(self, dirs: Sequence[Direction]) -> BoundEvaluator | None:
+        """The binding of `dirs` if cached."""
+        hit = self._cache.get(tuple(id(d) for d in dirs))
+        return None if hit is None else hit[1]
+
+    def get(self, dirs: Sequence[Direction]) -> BoundEvaluator:
+        """The binding of `dirs`, cached or made."""
+        key = tuple(id(d) for d in dirs)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key][1]
+        bound = self._evaluator.bind(dirs)
+        self._cache[key] = (list(dirs), bound)
+        while len(self._cache) > self._size:
+            self._cache.popitem(last=False)
+        return bound
+
+    def clear(self) -> None:
+        """Forget every binding."""
+        self._cache.clear()
 
 
 class Landscape(JobSizing, CurvatureMixin):
@@ -28,25 +61,17 @@ class Landscape(JobSizing, CurvatureMixin):
     Args:
         model: a trained ``torch.nn.Module``. Never modified: we evaluate a private copy in
             eval mode (BatchNorm running statistics, no dropout) on the model's device and dtype.
-        data: a tuple ``(X, y)`` of tensors or NumPy arrays (X may be a tuple ``(X1, X2)``,
-            passed as ``model(X1, X2)``, or a dict, passed as keywords), a torch ``Dataset``, a
-            ``DataLoader``, or any iterable of batches: ``(x, y)`` pairs (x a tensor or a
-            tuple of them) or dicts (``model(**batch)`` with every key but the target's:
-            ``"labels"``, ``"label"``, ``"y"`` or ``"target"``, or what `target` names). Read
-            once and kept (on the device) in a fixed order.
-        loss: ``loss(output, target)`` returning the batch mean. None (default): the model's
-            own loss where its output has one (dict batches then give the model the target
-            too, as Hugging Face models expect), else cross-entropy. An explicit loss gets
-            the target, withheld from the model.
+        data: ``(X, y)`` tensors or NumPy arrays (X may be a tuple or a dict), a
+            ``Dataset``, a ``DataLoader`` or any iterable of ``(x, y)`` pairs or dicts (a dict
+            batch calls ``model(**batch)`` without its target key; see `Layout`). Read once and
+            kept on the device in a fixed order.
+        loss: ``loss(output, target)`` → batch mean. None: the output's own loss where it
+            has one (dict batches then pass the target to the model), else cross-entropy.
         metrics: more ``name → fn(output, target)`` batch means, e.g.
-            ``{"accuracy": lw.metrics.accuracy}``. Values are sample-weighted means over all data.
-        inputs: ``fn(batch) -> inputs`` for other batch layouts: a tuple is passed as
-            positional arguments, a dict as keywords, a tensor as the one argument.
-        target: the target's key in dict batches, or ``fn(batch) -> target``.
-        output: which tensor of the model's output (a dict, ModelOutput, namedtuple, tuple)
-            the loss and metrics see: a key or attribute name, or ``fn(output) -> tensor``;
-            default ``logits``, else the first tensor. It is upcast to float32 for float16 and
-            bfloat16 models, so the loss keeps its own resolution.
+            ``{"accuracy": lw.metrics.accuracy}``; sample-weighted means over all data.
+        inputs, target: ``fn(batch)`` for other layouts, or the target's key in dict batches.
+        output: which tensor of a dict/ModelOutput/namedtuple output the loss sees (a key,
+            an attribute or ``fn(output)``; default ``logits``), upcast from float16/bfloat16.
         batch_size: split ``(X, y)`` or a ``Dataset`` into batches of this size.
         memory_budget: bytes for precomputed activations and vectorized chunks.
         strategy: ``"auto"`` (fixed rules), ``"loop"`` or ``"vmap"``.
@@ -72,20 +97,15 @@ class Landscape(JobSizing, CurvatureMixin):
         self.model = model
         self.space = ParamSpace(model)
         layout = Layout(inputs, target, pass_target=loss is None, takes=keywords_of(model))
-        batches = as_batches(
-            data, device=self.space.device, dtype=self.space.dtype, batch_size=batch_size,
-            layout=layout,
-        )
+        batches = as_batches(data, device=self.space.device, dtype=self.space.dtype,
+                             batch_size=batch_size, layout=layout)
         self.evaluator = Evaluator(
             model, self.space, batches, loss, metrics,
             memory_budget=memory_budget, strategy=strategy, output=output,
         )
-        self.loss_name = (
-            getattr(loss, "__name__", type(loss).__name__) if loss is not None
-            else "model loss" if any(b.kw for b in batches) else "cross_entropy"
-        )
-        # The last few bindings by the directions' ids (the list keeps those ids unique).
-        self._bound: OrderedDict[tuple[int, ...], tuple[list, BoundEvaluator]] = OrderedDict()
+        default = "model loss" if any(b.kw for b in batches) else "cross_entropy"
+        self.loss_name = default if loss is None else getattr(loss, "__name__", repr(loss))
+        self._bound = _Bindings(self.evaluator)
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -103,15 +123,7 @@ class Landscape(JobSizing, CurvatureMixin):
         return self.evaluator.n_samples
 
     def _bind(self, dirs: Sequence[Direction]) -> BoundEvaluator:
-        key = tuple(id(d) for d in dirs)
-        if key in self._bound:
-            self._bound.move_to_end(key)
-            return self._bound[key][1]
-        bound = self.evaluator.bind(dirs)
-        self._bound[key] = (list(dirs), bound)
-        while len(self._bound) > 4:
-            self._bound.popitem(last=False)
-        return bound
+        return self._bound.get(dirs)
 
     def center(self) -> dict[str, float]:
         """Loss and metrics of the model itself (θ₀)."""
@@ -128,7 +140,7 @@ class Landscape(JobSizing, CurvatureMixin):
 
     def describe(self, dirs: Sequence[Direction] = (), **extra: Any) -> dict[str, Any]:
         """A result's `meta`: loss, metrics, data, model, dtype, device, the plan of `dirs`."""
-        bound = self._bound.get(tuple(id(d) for d in dirs))
+        bound = self._bound.find(dirs)
         return {
             "loss": self.loss_name,
             "metrics": list(self.metric_names),
@@ -137,7 +149,7 @@ class Landscape(JobSizing, CurvatureMixin):
             "model": type(self.model).__name__,
             "dtype": str(self.space.dtype).replace("torch.", ""),
             "device": str(self.space.device),
-            "evaluation": bound[1].chosen if bound is not None else {},
+            "evaluation": bound.chosen if bound is not None else {},
             **extra,
         }
 

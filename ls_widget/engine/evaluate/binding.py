@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from ...directions.direction import Direction
-from ..data import Batch
+from ..batch import Batch
 from ..params import ParamSpace
 from . import speedups
 from .first_layer import Injection, precompute

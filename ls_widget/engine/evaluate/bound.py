@@ -9,7 +9,7 @@ from typing import Protocol
 import numpy as np
 
 from ...directions.direction import Direction
-from ..data import Batch
+from ..batch import Batch
 from . import plan
 from .binding import Binding
 from .private_model import PrivateModel

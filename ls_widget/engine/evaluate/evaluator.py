@@ -19,21 +19,13 @@ import torch
 from torch import nn
 
 from ...directions.direction import Direction
-from ..data import Batch, forward
+from ..batch import Batch, forward
 from ..params import ParamSpace
 from .bound import BoundEvaluator
+from .outputs import OutputPick, describe
 from .plan import Plan, PlanKey
 from .private_model import PrivateModel
-from .scoring import (
-    LossFn,
-    OutputPick,
-    Scorer,
-    center_hint,
-    check_fn,
-    check_output,
-    describe,
-    forward_error,
-)
+from .scoring import LossFn, Scorer, center_hint, check_fn, check_output, forward_error
 
 DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes for precomputed activations and vmap chunks
 

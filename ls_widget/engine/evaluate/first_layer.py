@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ...directions.direction import Direction
-from ..data import Batch, forward
+from ..batch import Batch, forward
 from .flat import Flat
 
 Layer = nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data import Batch
+from ..batch import Batch
 from . import speedups
 from .binding import Binding
 from .first_layer import fan_in

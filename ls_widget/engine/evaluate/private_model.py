@@ -20,7 +20,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
-from ..data import Batch, forward
+from ..batch import Batch, forward
 from ..params import ParamSpace
 from . import speedups
 from .first_layer import find_first_layer

@@ -19,8 +19,8 @@ import torch
 from torch import Tensor
 from torch.func import vmap
 
-from ..data import Batch
-from ..data import forward as call_model
+from ..batch import Batch
+from ..batch import forward as call_model
 from . import speedups
 from .binding import Binding
 from .first_layer import Injected
