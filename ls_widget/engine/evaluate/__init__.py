@@ -2,6 +2,8 @@
 
 Modules, each importing only those listed before it:
 
+- stateful: metrics over all the data (update / compute / reset, e.g. torchmetrics); one
+  state per point.
 - scoring: the loss and metrics of a batch, argument checks, error messages with their fix.
 - flat: the moving tensors of one dtype as one flat vector; moving it to a point.
 - speedups: exact speed-ups of the per-point loop.
@@ -16,6 +18,6 @@ Modules, each importing only those listed before it:
 
 from .bound import BoundEvaluator
 from .evaluator import DEFAULT_MEMORY_BUDGET, Evaluator
-from .scoring import LossFn
+from .scoring import LossFn, Metric
 
-__all__ = ["DEFAULT_MEMORY_BUDGET", "BoundEvaluator", "Evaluator", "LossFn"]
+__all__ = ["DEFAULT_MEMORY_BUDGET", "BoundEvaluator", "Evaluator", "LossFn", "Metric"]

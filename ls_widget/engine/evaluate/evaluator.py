@@ -25,7 +25,16 @@ from .bound import BoundEvaluator
 from .outputs import OutputPick, describe
 from .plan import Plan, PlanKey
 from .private_model import PrivateModel
-from .scoring import LossFn, Scorer, center_hint, check_fn, check_output, forward_error
+from .scoring import (
+    LossFn,
+    Metric,
+    Scorer,
+    center_hint,
+    check_fn,
+    check_output,
+    forward_error,
+)
+from .stateful import check_stateful
 
 DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes for precomputed activations and vmap chunks
 
@@ -39,7 +48,12 @@ class Evaluator:
         batches: the evaluation data (fixed order).
         loss_fn: ``loss_fn(output, target)`` → scalar batch mean; None: the model's own loss
             where its output has one, else cross-entropy.
-        metrics: name → ``fn(output, target)`` → scalar batch mean (e.g. accuracy).
+        metrics: name → a metric of one of two kinds (see `Scorer`): a function
+            ``fn(output, target)`` → scalar batch mean (e.g. accuracy), combined as a mean
+            weighted by batch size; or a stateful metric with ``update(output, target)``,
+            ``compute()`` and ``reset()``, such as a torchmetrics ``Metric``, computed over
+            all the data at every point (R², F1, AUROC: values that are no mean of batches).
+            The user's object is copied when the Evaluator is built and never changed.
         memory_budget: bytes allowed for precomputed first-layer outputs and vmap chunks.
         strategy: ``"auto"`` (fixed rules), ``"loop"`` or ``"vmap"``.
         output: which tensor of the model's output the loss and metrics see (see `Scorer`).
@@ -58,7 +72,7 @@ class Evaluator:
         space: ParamSpace,
         batches: list[Batch],
         loss_fn: LossFn | None,
-        metrics: Mapping[str, LossFn] | None = None,
+        metrics: Mapping[str, Metric] | None = None,
         *,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
         strategy: str = "auto",
@@ -85,7 +99,8 @@ class Evaluator:
         for name, fn in (metrics or {}).items():
             if not isinstance(name, str):
                 raise TypeError(f"metric names must be strings, got {name!r}")
-            check_fn(fn, f"metric {name!r}", "lw.metrics.accuracy")
+            if not check_stateful(fn, f"metric {name!r}"):
+                check_fn(fn, f"metric {name!r}", "lw.metrics.accuracy")
         if strategy not in ("auto", "loop", "vmap"):
             raise ValueError(f"strategy={strategy!r}; use 'auto', 'loop' or 'vmap'")
         if isinstance(memory_budget, bool) or not isinstance(memory_budget, numbers.Real):
@@ -118,8 +133,8 @@ class Evaluator:
         return self.scorer.loss
 
     @property
-    def metrics(self) -> dict[str, LossFn]:
-        """Name → ``fn(output, target)`` → scalar batch mean."""
+    def metrics(self) -> dict[str, Metric]:
+        """Name → a batch-mean ``fn(output, target)`` or a stateful metric (see `Scorer`)."""
         return self.scorer.metrics
 
     @property

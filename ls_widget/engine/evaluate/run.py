@@ -7,29 +7,40 @@
   binding's chunk of points, the last one padded, because a batched kernel may round
   differently for another batch size: a point's value never depends on its company.
 
-Both return the sample-weighted mean of each value over all batches, shape (P, values).
+Both return, per point, the sample-weighted mean over all batches of the loss and of each
+batch-mean metric, and the stateful metrics (stateful.py) fed every batch of the point in the
+data's order and computed once: shape (P, values). Without stateful metrics nothing of theirs
+runs (no picked outputs kept, no syncs).
 """
 
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.func import vmap
+from torch.utils._pytree import tree_map
 
 from ..batch import Batch
 from ..batch import forward as call_model
 from . import speedups
 from .binding import Binding
 from .first_layer import Injected
+from .scoring import Scorer
+from .stateful import PointState
 
 
 def loop(b: Binding, coeffs: np.ndarray) -> np.ndarray:
     """Values at the points `coeffs` (P, k), one forward per point and batch."""
-    module, score = b.private.module, b.scorer.score
+    module, scorer = b.private.module, b.scorer
+    score = scorer.score
     P = coeffs.shape[0]
+    # One state for the stateful metrics: points run one at a time (`compute` resets it).
+    state = scorer.states.take(1)[0] if scorer.states.names else None
+    overall: list[list[float]] = []
     inj = b.injection if b.injected else None
     # Grid rows first: θ₀ + Σ_{k≥1} cₖdₖ (and the first layer's y₀ + Σ_{k≥1} cₖyₖ) are
     # then shared by the points of a row, each point adding only its c₀ term. Every point
@@ -61,20 +72,31 @@ def loop(b: Binding, coeffs: np.ndarray) -> np.ndarray:
             for bi, batch in enumerate(b.laid_out):
                 if inj is not None:
                     inj.feed(bi, c, new_row)
-                scores += score(forward(batch), batch)
+                if state is None:
+                    scores += score(forward(batch), batch)
+                    continue
+                vals, picked = scorer.score_and_pick(forward(batch), batch)
+                scores += vals
+                scorer.update(state, picked, batch.y, bool(torch.isfinite(vals[0])))
+            if state is not None:
+                overall.append(scorer.compute(state))
             last_rest = c[1:]
         per_batch = torch.stack(scores).to(torch.float64)
-    names = b.scorer.names
+    names = scorer.mean_names
     weights = torch.tensor([batch.n for batch in b.laid_out], dtype=torch.float64)
     per_batch = per_batch.cpu().reshape(P, len(b.laid_out), len(names))
-    out = np.empty((P, len(names)))
-    out[order] = ((per_batch * weights[:, None]).sum(dim=1) / b.n_samples).numpy()
-    return out
+    means = np.empty((P, len(names)))
+    means[order] = ((per_batch * weights[:, None]).sum(dim=1) / b.n_samples).numpy()
+    if state is None:
+        return means
+    computed = np.empty((P, len(scorer.states.names)))
+    computed[order] = overall
+    return scorer.assemble(means, computed)
 
 
 def vmapped(b: Binding, coeffs: np.ndarray) -> np.ndarray:
     """Values at the points `coeffs` (P, k), `b.vmap_chunk` points per vectorized call."""
-    module, score, space = b.private.module, b.scorer.score, b.space
+    module, scorer, space = b.private.module, b.scorer, b.space
     device = space.device
     P = coeffs.shape[0]
     out_rows = []
@@ -85,15 +107,26 @@ def vmapped(b: Binding, coeffs: np.ndarray) -> np.ndarray:
     }
     static_b = {n: t for n, t in space.buffers0.items() if n not in names_b}
 
-    def point(flat_p: list[Tensor], flat_b: list[Tensor], batch: Batch) -> Tensor:
+    def model_at(flat_p: list[Tensor], flat_b: list[Tensor], batch: Batch) -> object:
         params = dict(static_p)
         for f, v in zip(b.flats, flat_p, strict=True):
             params.update(f.unflatten(v))
         bufs = dict(static_b)
         for f, v in zip(b.buf_flats, flat_b, strict=True):
             bufs.update(f.unflatten(v))
-        out = call_model(module, batch, (params, bufs))
-        return torch.stack([v.to(torch.float64) for v in score(out, batch)])
+        return call_model(module, batch, (params, bufs))
+
+    def point(flat_p: list[Tensor], flat_b: list[Tensor], batch: Batch) -> Tensor:
+        out = model_at(flat_p, flat_b, batch)
+        return _stacked(scorer.score(out, batch))
+
+    # Stateful metrics cannot run under vmap: the vectorized call also returns the picked
+    # output of every point, and each point's slice feeds that point's state outside it.
+    def point_and_output(
+        flat_p: list[Tensor], flat_b: list[Tensor], batch: Batch
+    ) -> tuple[Tensor, Any]:
+        vals, picked = scorer.score_and_pick(model_at(flat_p, flat_b, batch), batch)
+        return _stacked(vals), picked
 
     size = b.vmap_chunk
     with torch.no_grad():
@@ -107,10 +140,35 @@ def vmapped(b: Binding, coeffs: np.ndarray) -> np.ndarray:
             fb = [
                 torch.addmm(f.theta, c.to(f.theta.dtype), f.matrix) for f in b.buf_flats
             ]
-            acc = torch.zeros((c.shape[0], len(b.scorer.names)), dtype=torch.float64,
+            acc = torch.zeros((c.shape[0], len(scorer.mean_names)), dtype=torch.float64,
                               device=device)
+            states = scorer.states.take(real) if scorer.states.names else []  # padding: none
             for batch in b.batches:
-                fn = vmap(lambda x, y, batch=batch: point(x, y, batch))
-                acc += fn(fp, fb) * batch.n
-            out_rows.append((acc / b.n_samples).cpu().numpy()[:real])
+                if not states:
+                    fn = vmap(lambda x, y, batch=batch: point(x, y, batch))
+                    acc += fn(fp, fb) * batch.n
+                    continue
+                both = vmap(lambda x, y, batch=batch: point_and_output(x, y, batch))
+                vals, picked = both(fp, fb)
+                acc += vals * batch.n
+                _feed(scorer, states, vals, picked, batch)
+            means = (acc / b.n_samples).cpu().numpy()[:real]
+            if states:
+                computed = np.array([scorer.compute(state) for state in states])
+                means = scorer.assemble(means, computed)
+            out_rows.append(means)
     return np.concatenate(out_rows, axis=0)
+
+
+def _stacked(values: list[Tensor]) -> Tensor:
+    return torch.stack([v.to(torch.float64) for v in values])
+
+
+def _feed(
+    scorer: Scorer, states: list[PointState], vals: Tensor, picked: Any, batch: Batch
+) -> None:
+    """Feed each real point of a vectorized call its slice of the picked output."""
+    finite = torch.isfinite(vals[: len(states), 0]).tolist()
+    for i, state in enumerate(states):
+        mine = tree_map(lambda t, i=i: t[i], picked)
+        scorer.update(state, mine, batch.y, finite[i])

@@ -1,5 +1,10 @@
 """The loss and metrics of one batch, and what to tell the user when they (or the model) fail.
 
+Two kinds of metric: a function ``fn(output, target)`` → the batch mean (accuracy), combined
+over batches by the runner as a mean weighted by batch size; and a stateful metric (stateful.py:
+``update`` / ``compute`` / ``reset``, e.g. a torchmetrics ``Metric``), fed every batch of a
+point and computed once over all the data.
+
 Every message names what was called on what (shapes and dtypes of the output and the target)
 and, where the shapes make it likely, the fix. Errors of the builtin types are re-raised in
 their own type, so a caller's ``except RuntimeError`` still works.
@@ -9,20 +14,24 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, NoReturn
+from dataclasses import dataclass, field
+from typing import Any, NoReturn, cast
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..batch import Batch
 from .outputs import OutputPick, describe, own_loss, pick_output, upcast
+from .stateful import MetricStates, PointState, StatefulMetric, as_number, is_stateful
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
-_METRICS_MODULE = "ls_widget.engine.metrics"
+Metric = LossFn | StatefulMetric  # a batch mean fn(output, target), or over all the data
+_METRICS_MODULE = "ls_widget.metrics"  # lw.metrics: they explain their own errors
 
 
 @dataclass(frozen=True)
@@ -33,19 +42,36 @@ class Scorer:
     the tensor that `output` names (default: ``logits``, else the first tensor), upcast to
     float32 for half-precision models, so losses and metrics have their full resolution.
 
+    A metric is a function ``fn(output, target)`` → batch mean (`score` computes it per batch;
+    the runner weights batches by size), or a stateful metric with ``update(output, target)``,
+    ``compute()`` and ``reset()`` (e.g. a torchmetrics ``Metric``), computed over all the data
+    at every point on copies of it (stateful.py; `update`, `compute`). Both get the same picked
+    output (logits: torchmetrics applies softmax or sigmoid itself to values outside [0, 1])
+    and the batch's targets as they are. Where the loss is not finite, every metric is NaN.
+
     Attributes:
         loss_fn: the loss, a batch mean; None: the output's own ``loss`` where it has one
             (a model given the labels), else cross-entropy.
-        metrics: name → ``fn(output, target)``, batch means.
+        metrics: name → a batch-mean function or a stateful metric, in the user's order.
         device: where the values are gathered (the model's device).
         output: which tensor of the model's output the loss and metrics see: a key or
             attribute name, or a callable ``fn(output) -> tensor``; None: the default.
+        means: the batch-mean metrics of `metrics`.
+        states: our copies of its stateful metrics (``states.names``; none: empty).
     """
 
     loss_fn: LossFn | None
-    metrics: dict[str, LossFn]
+    metrics: dict[str, Metric]
     device: torch.device
     output: OutputPick = None
+    means: dict[str, LossFn] = field(init=False, repr=False)
+    states: MetricStates = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        stateful = {n: m for n, m in self.metrics.items() if is_stateful(m)}
+        means = {n: cast(LossFn, m) for n, m in self.metrics.items() if n not in stateful}
+        object.__setattr__(self, "means", means)
+        object.__setattr__(self, "states", MetricStates(stateful, self.device))
 
     def pick(self, out: object) -> Any:
         """The tensor of the model's output that the loss and metrics see (upcast)."""
@@ -72,37 +98,100 @@ class Scorer:
         """The values of a point: "loss", then the metrics in their order."""
         return ("loss", *self.metrics)
 
-    def score(self, out: Tensor, batch: Batch) -> list[Tensor]:
-        """The loss and metrics of one batch as 0-d tensors on the model's device.
+    @property
+    def mean_names(self) -> tuple[str, ...]:
+        """What `score` returns: "loss", then the batch-mean metrics."""
+        return ("loss", *self.means)
+
+    def score(self, out: object, batch: Batch) -> list[Tensor]:
+        """The loss and the batch-mean metrics of one batch as 0-d tensors on the model's
+        device (`mean_names`).
 
         Where the loss is not finite (a diverged point) every metric is NaN too: a diverged
         model has no meaningful accuracy, and a finite one would be drawn as if it had.
         """
+        return self.score_and_pick(out, batch)[0]
+
+    def score_and_pick(self, out: object, batch: Batch) -> tuple[list[Tensor], Any]:
+        """`score`, and the picked output that the stateful metrics are fed (`update`)."""
         y = batch.y
         # The targets are shared by every point (and may be the user's own tensor): a loss or
         # metric that writes to them would change the next point's. Autograd's version
         # counter tells, for the price of an attribute read.
-        version = y._version if isinstance(y, Tensor) and not y.is_inference() else None
+        version = _version(y)
         picked = self.pick(out)
         loss = self._loss(out, picked, y)
         if version is not None and y._version != version:
             _writes_target("loss")
         vals = [loss if loss.device == self.device else loss.to(self.device)]
-        if self.metrics:
+        if self.means:
             finite = torch.isfinite(vals[0])
-            for name, fn in self.metrics.items():
+            for name, fn in self.means.items():
                 what = f"metric {name!r}"
                 v = _as_scalar(_call(fn, picked, y, what), what)
                 if version is not None and y._version != version:
                     _writes_target(what)
                 v = v if v.device == self.device else v.to(self.device)
                 vals.append(torch.where(finite, v, torch.nan))
-        return vals
+        return vals, picked
+
+    def update(self, state: PointState, picked: Any, y: Any, loss_finite: bool) -> None:
+        """Feed one batch of a point to its stateful metrics: `picked` is the output `pick`
+        chose, `loss_finite` whether the batch's loss is finite.
+
+        From the first batch whose loss is not finite on, the point's metrics will be NaN:
+        its later batches are not fed (a metric may reject a diverged output).
+        """
+        state.live = state.live and loss_finite
+        if not state.live:
+            return
+        version = _version(y)
+        for name, metric in state.metrics.items():
+            what = f"metric {name!r}"
+            _call(metric.update, picked, y, what, "failed in update()")
+            if version is not None and y._version != version:
+                _writes_target(what)
+
+    def compute(self, state: PointState) -> list[float]:
+        """The stateful metrics of a point fed all its batches (`states.names`), then its
+        state reset; NaN where a batch's loss was not finite."""
+        if not state.live:
+            state.reset()
+            return [math.nan] * len(state.metrics)
+        values = []
+        for name, metric in state.metrics.items():
+            try:
+                value = metric.compute()
+            except Exception as exc:
+                _raise_with_context(
+                    exc, f"the metric {name!r} failed in compute(), after update() on every "
+                    "batch of the data"
+                )
+            values.append(as_number(value, name))
+        state.reset()  # frees what it holds until the next point (AUROC keeps every output)
+        return values
+
+    def assemble(self, means: np.ndarray, overall: np.ndarray) -> np.ndarray:
+        """The values of P points in the order of `names`, from their `mean_names` (P, 1 +
+        batch means) and their stateful metrics (P, stateful), NaN wherever the loss is not
+        finite."""
+        if not self.states.names:
+            return means
+        columns = {n: means[:, i] for i, n in enumerate(self.mean_names)}
+        nan = ~np.isfinite(means[:, 0])
+        for i, n in enumerate(self.states.names):
+            columns[n] = np.where(nan, np.nan, overall[:, i])
+        return np.stack([columns[n] for n in self.names], axis=1)
 
 
+def _version(y: object) -> int | None:
+    """The version counter of a target tensor (None where there is none to watch)."""
+    return y._version if isinstance(y, Tensor) and not y.is_inference() else None
 
 
-def _call(fn: LossFn, out: Tensor, y: Any, what: str) -> object:
+def _call(
+    fn: Callable[[Any, Any], object], out: Any, y: Any, what: str, failed: str = "failed"
+) -> object:
     """fn(out, y); an error says what the loss or metric was given and the likely fix."""
     try:
         return fn(out, y)
@@ -111,7 +200,7 @@ def _call(fn: LossFn, out: Tensor, y: Any, what: str) -> object:
         label = f"loss {name}" if what == "loss" else what  # metrics are named already
         _raise_with_context(
             exc,
-            f"the {label} failed on the model's output ({describe(out)}) and the "
+            f"the {label} {failed} on the model's output ({describe(out)}) and the "
             f"target ({describe(y)})",
             # lw.metrics explain their own errors; a guess from the shapes would not help
             "" if getattr(fn, "__module__", "") == _METRICS_MODULE else _target_hint(out, y),
