@@ -17,10 +17,16 @@ from torch import Tensor
 
 from .lanczos import lanczos, tridiagonal
 
-__all__ = ["WHICH", "arpack_extremes", "dense_extremes", "lanczos_extremes", "pick"]
+__all__ = [
+    "MAX_STEPS", "WHICH", "arpack_extremes", "dense_extremes", "lanczos_extremes",
+    "lanczos_steps", "pick",
+]
 
 WHICH = ("top", "bottom", "both")
 """The ends of the spectrum one can ask for: the k largest, the k smallest, or k of each."""
+
+MAX_STEPS = 500
+"""The default limit on the steps (Hessian-vector products) of one `lanczos_extremes` run."""
 
 _BASIS_BYTES = 1 << 30  # the Lanczos basis may take this much memory, beyond 4k + 8 vectors
 
@@ -52,6 +58,13 @@ def dense_extremes(H: np.ndarray, k: int, which: str) -> tuple[np.ndarray, np.nd
     return pick(w[::-1], V[:, ::-1], k, which)
 
 
+def lanczos_steps(n: int, k: int, dtype: torch.dtype, max_steps: int = MAX_STEPS) -> int:
+    """The most steps `lanczos_extremes` takes for k pairs of an n × n operator: `max_steps`,
+    at most n, fewer if the basis would pass 1 GiB, never fewer than 4k + 8 (within n)."""
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    return int(min(max_steps, n, max(4 * k + 8, _BASIS_BYTES // max(1, n * itemsize))))
+
+
 def lanczos_extremes(
     matvec: Callable[[Tensor], Tensor],
     n: int,
@@ -62,18 +75,18 @@ def lanczos_extremes(
     device: torch.device | str,
     tol: float = 1e-6,
     seed: int = 0,
-    max_steps: int = 500,
+    max_steps: int = MAX_STEPS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The k largest and/or smallest eigenpairs by one Lanczos run (see `lanczos`).
 
     Both ends of the spectrum converge in the same Krylov space (a shift changes nothing
     there). The run stops when every wanted Ritz pair (θ, Qs) has a residual β|s_last| below
-    `tol` × the spectral radius, on breakdown, or after `max_steps` steps (fewer if the basis
-    would pass 1 GiB; never fewer than 4k + 8). The start vector is float64 normals from a CPU
-    generator seeded with `seed`, cast to `dtype`; the basis lives on `device` in `dtype`.
+    `tol` × the spectral radius, on breakdown, or after `lanczos_steps` steps (`max_steps`,
+    fewer if the basis would pass 1 GiB; never fewer than 4k + 8). The start vector is float64
+    normals from a CPU generator seeded with `seed`, cast to `dtype`; the basis lives on
+    `device` in `dtype`.
     """
-    itemsize = torch.empty((), dtype=dtype).element_size()
-    steps = int(min(max_steps, n, max(4 * k + 8, _BASIS_BYTES // max(1, n * itemsize))))
+    steps = lanczos_steps(n, k, dtype, max_steps)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     q = torch.randn(n, generator=gen, dtype=torch.float64).to(device, dtype)
     min_steps = (2 * k if which == "both" else k) + 2

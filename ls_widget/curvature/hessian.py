@@ -21,9 +21,10 @@ import torch
 from torch import Tensor
 
 from ..directions.direction import Direction
+from ..engine.progress import ProgressBar, check_progress
 from .density import slq
 from .estimators import default_step, hutchinson, projection_trace
-from .extremes import WHICH
+from .extremes import WHICH, lanczos_steps
 from .operator import HessianOperator
 from .protocols import LossEvaluator
 from .records import Density, Eigen, Trace
@@ -59,6 +60,10 @@ class Hessian:
         """H at θ₀ + Σ coeffs[k]·directions[k] (at θ₀ by default)."""
         return HessianOperator(self.ev, self.names, directions=directions, coeffs=coeffs)
 
+    def _counted(self, bar: ProgressBar) -> HessianOperator:
+        """H at θ₀, its products counted on `bar`."""
+        return _CountedOperator(self.ev, self.names, bar)
+
     @property
     def size(self) -> int:
         """N, the number of parameters H is taken over (H is N × N)."""
@@ -73,6 +78,7 @@ class Hessian:
         tol: float = 1e-6,
         seed: int = 0,
         method: str = "lanczos",
+        progress: bool = True,
     ) -> Eigen:
         """The k largest and/or k smallest (most negative) eigenpairs, by Lanczos.
 
@@ -82,7 +88,14 @@ class Hessian:
         reorthogonalization on the device) or ``"arpack"`` (SciPy's eigsh). The unit
         eigenvectors of λmax and λmin span the plane where a saddle shows as a saddle
         (Böttcher & Wheeler 2022). Cached.
+
+        ``progress=True`` shows a bar (`tqdm.auto`) of the Hessian-vector products once the
+        call has run for a second: Lanczos stops when the pairs converge, so its total is the
+        step limit (plus one product per pair, for the residuals) until then, and the bar ends
+        full at the count taken; ARPACK's count has no bound. ``False`` shows nothing. Display
+        only: the pairs are the same bits either way.
         """
+        check_progress(progress)
         if which not in WHICH:
             raise ValueError(f"which={which!r}; use 'top', 'bottom' or 'both'")
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
@@ -95,16 +108,21 @@ class Hessian:
         key = ("eigen", k, which, tol, seed, method)
         if key in self._cache:
             return self._cache[key]
-        op = self.operator()
-        w, V = op.extremes(k, which, tol=tol, seed=seed, method=method)
-        residuals = []
-        vectors = []
-        for i, lam in enumerate(w):
-            v = torch.as_tensor(V[:, i], dtype=op.dtype, device=op.device)
-            v = v / v.norm()
-            hv = op.hvp(v)
-            residuals.append(float((hv - float(lam) * v).norm()))
-            vectors.append(self._direction(op, v, float(lam), i))
+        pairs = min(2 * k, self.size) if which == "both" else k
+        bound = (lanczos_steps(self.size, k, self.ev.space.dtype) + pairs
+                 if method == "lanczos" else None)
+        with ProgressBar(progress, total=bound, unit="hvp", desc="Hessian eigenpairs") as bar:
+            op = self._counted(bar)
+            w, V = op.extremes(k, which, tol=tol, seed=seed, method=method)
+            bar.set_total(bar.count + len(w))  # converged: only the residuals are left
+            residuals = []
+            vectors = []
+            for i, lam in enumerate(w):
+                v = torch.as_tensor(V[:, i], dtype=op.dtype, device=op.device)
+                v = v / v.norm()
+                hv = op.hvp(v)
+                residuals.append(float((hv - float(lam) * v).norm()))
+                vectors.append(self._direction(op, v, float(lam), i))
         out = Eigen(np.asarray(w, dtype=np.float64), tuple(vectors), np.asarray(residuals),
                     op.hvps, which)
         self._cache[key] = out
@@ -129,6 +147,7 @@ class Hessian:
         *,
         seed: int = 0,
         h: float | None = None,
+        progress: bool = True,
     ) -> Trace:
         """Estimate tr H by Hutchinson (Rademacher v, mean of vᵀHv) or from loss values only.
 
@@ -157,7 +176,13 @@ class Hessian:
         Both kinds of Trace report `smooth` and `nonsmooth_ops` (one extra forward of the
         first batch, cached); `h`, `at_steps`, `step_change` and `converged` are the
         projection's (None, empty or NaN for Hutchinson).
+
+        ``progress=True`` shows a bar (`tqdm.auto`) once the call has run for a second: of
+        the `samples` Hessian-vector products (Hutchinson), or of the 4·`samples` + 1 loss
+        evaluations, in points (projection); ``False`` shows nothing. Display only: the
+        estimate is the same bits either way.
         """
+        check_progress(progress)
         if samples < 2:
             raise ValueError("samples must be at least 2 (the standard error needs two)")
         if method not in ("hutchinson", "projection"):
@@ -166,13 +191,25 @@ class Hessian:
             raise ValueError(f"h must be a positive finite step, got {h!r}")
         kinked = self.nonsmooth_ops()
         if method == "hutchinson":
-            op = self.operator()
-            out = hutchinson(op.hvp, op.n, samples, seed=seed, dtype=op.dtype, device=op.device)
+            with ProgressBar(progress, total=samples, unit="hvp",
+                             desc="Hessian trace (Hutchinson)") as bar:
+                op = self._counted(bar)
+                out = hutchinson(op.hvp, op.n, samples, seed=seed, dtype=op.dtype,
+                                 device=op.device)
             return replace(out, smooth=not kinked, nonsmooth_ops=kinked)
         theta0 = self.ev.space.theta0
         shapes = {name: t.shape for name, t in theta0.items() if name in self.names}
         step = default_step(theta0, self.names) if h is None else h
-        out = projection_trace(self._loss_along, shapes, samples, h=step, seed=seed)
+        # ±h and ±h/4 along each direction, and L(θ) once (`projection_trace`)
+        with ProgressBar(progress, total=4 * samples + 1, unit="pt",
+                         desc="Hessian trace (projection)") as bar:
+
+            def loss_along(delta: Mapping[str, Tensor], ts: Sequence[float]) -> np.ndarray:
+                values = self._loss_along(delta, ts)
+                bar.update(len(ts))
+                return values
+
+            out = projection_trace(loss_along, shapes, samples, h=step, seed=seed)
         out = replace(out, smooth=not kinked, nonsmooth_ops=kinked)
         if kinked:
             warn_nonsmooth(out, stacklevel=2)
@@ -205,6 +242,7 @@ class Hessian:
         seed: int = 0,
         sigma: float | None = None,
         points: int = 1000,
+        progress: bool = True,
     ) -> Density:
         """Spectral density by stochastic Lanczos quadrature (as PyHessian's `density`;
         Ubaru, Chen & Saad 2017, Ghorbani et al. 2019).
@@ -214,7 +252,13 @@ class Hessian:
         squared first components of its eigenvectors the weights. The density is their
         Gaussian broadening (σ = 1% of the spectral range unless given) on `points` values.
         See `ls_widget.curvature.density.slq`. Cached.
+
+        ``progress=True`` shows a bar (`tqdm.auto`) of the `vectors` × `iterations`
+        Hessian-vector products once the call has run for a second (a run that breaks down
+        early ends the bar at the count taken); ``False`` shows nothing. Display only: the
+        density is the same bits either way.
         """
+        check_progress(progress)
         for name, value in (("iterations", iterations), ("vectors", vectors),
                             ("points", points)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -222,8 +266,26 @@ class Hessian:
         key = ("density", iterations, vectors, seed, sigma, points)
         if key in self._cache:
             return self._cache[key]
-        op = self.operator()
-        out = slq(op.hvp, op.n, iterations, vectors, seed=seed, device=op.device, sigma=sigma,
-                  points=points)
+        total = vectors * min(iterations, self.size)
+        with ProgressBar(progress, total=total, unit="hvp", desc="Hessian density (SLQ)") as bar:
+            op = self._counted(bar)
+            out = slq(op.hvp, op.n, iterations, vectors, seed=seed, device=op.device,
+                      sigma=sigma, points=points)
+            bar.set_total(bar.count)  # breakdown ends a run early: nothing is missing
         self._cache[key] = out
+        return out
+
+
+class _CountedOperator(HessianOperator):
+    """H at θ₀ whose every product (Lanczos, ARPACK, dense, residuals) advances a progress
+    bar: display only, the products are the parent's."""
+
+    def __init__(self, ev: LossEvaluator, names: Sequence[str], bar: ProgressBar) -> None:
+        super().__init__(ev, names)
+        self._bar = bar
+
+    def hvp(self, v: Tensor) -> Tensor:
+        """H v, counted on the bar."""
+        out = super().hvp(v)
+        self._bar.update()
         return out

@@ -61,7 +61,8 @@ def select_params(
     """
     names: list[str]
     if params is None or (isinstance(params, str) and params in ("trainable", "biasbn")):
-        names = list(space.names if trainable is None else trainable)
+        # As `select_names`: a model with nothing trainable (a frozen copy) moves every tensor.
+        names = list(trainable or space.names)
         if params == "biasbn":
             names = [n for n in names if space.theta0[n].dim() > 1]
     elif isinstance(params, Direction):
@@ -83,8 +84,8 @@ def select_params(
             names = select_names(list(space.theta0.items()), items)
     if not names:
         raise ValueError(
-            "no parameter to take the Hessian over: none requires grad. Set requires_grad=True "
-            "on the parameters to analyse, or pass params=[names]"
+            "no parameter to take the Hessian over: the selection is empty. Pass params='all' "
+            "or params=[names or glob patterns]"
         )
     return names
 

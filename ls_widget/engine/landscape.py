@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import closing
 from typing import Any
 
 import numpy as np
@@ -13,15 +14,17 @@ from torch import nn
 from ..directions.direction import Direction
 from ..results.records import Curve, Surface
 from .batch import keywords_of
-from .data import as_batches
-from .evaluate import DEFAULT_MEMORY_BUDGET, BoundEvaluator, Evaluator, LossFn
+from .evaluate import BoundEvaluator, Evaluator, LossFn, Metric
 from .evaluate.outputs import OutputPick
 from .jobs import JobSizing
 from .landscape_curvature import CurvatureMixin
 from .layout import Layout
+from .memory import DEFAULT_MEMORY, activation_bytes, fit_batch_size, parse_memory
 from .params import ParamSpace
+from .progress import check_progress, track_tiles
 from .progressive import collect, progressive
 from .sampling import Grid, Tile
+from .source import load
 
 
 class _Bindings:
@@ -63,17 +66,29 @@ class Landscape(JobSizing, CurvatureMixin):
             eval mode (BatchNorm running statistics, no dropout) on the model's device and dtype.
         data: ``(X, y)`` tensors or NumPy arrays (X may be a tuple or a dict), a
             ``Dataset``, a ``DataLoader`` or any iterable of ``(x, y)`` pairs or dicts (a dict
-            batch calls ``model(**batch)`` without its target key; see `Layout`). Read once and
-            kept on the device in a fixed order.
+            batch calls ``model(**batch)`` without its target key; see `Layout`). Read in a
+            fixed order; kept on the device while it fits half the memory budget (whole
+            tensors on the device cost nothing: they are used in place), else read again
+            from the data on every pass over it.
         loss: ``loss(output, target)`` → batch mean. None: the output's own loss where it
             has one (dict batches then pass the target to the model), else cross-entropy.
-        metrics: more ``name → fn(output, target)`` batch means, e.g.
-            ``{"accuracy": lw.metrics.accuracy}``; sample-weighted means over all data.
+        metrics: more values per point, by name: a batch mean ``fn(output, target)`` (e.g.
+            ``lw.metrics.accuracy``; sample-weighted over the batches), or a stateful metric
+            with ``update``/``compute``/``reset`` such as a torchmetrics ``Metric``, computed
+            over all the data at each point (exact F1, AUROC, R², whatever the batch size).
         inputs, target: ``fn(batch)`` for other layouts, or the target's key in dict batches.
         output: which tensor of a dict/ModelOutput/namedtuple output the loss sees (a key,
             an attribute or ``fn(output)``; default ``logits``), upcast from float16/bfloat16.
-        batch_size: split ``(X, y)`` or a ``Dataset`` into batches of this size.
-        memory_budget: bytes for precomputed activations and vectorized chunks.
+        batch_size: split ``(X, y)`` or a ``Dataset`` into batches of this size (default:
+            the largest power of two up to 2048 whose forward pass fits the budget; a
+            DataLoader keeps its own batches).
+        memory: the engine's memory budget beyond the data and the model, in bytes or as a
+            string (``"512MB"``, default; ``"2GiB"``): at most half caches converted or
+            loaded data, the rest holds one forward pass's activations, precomputed
+            activations and vectorized chunks.
+        subset: evaluate on this many samples only, for a fast first look: a seeded random
+            subset (``subset_seed``), stratified by class where the targets are classes.
+        subset_seed: the seed of `subset`.
         strategy: ``"auto"`` (fixed rules), ``"loop"`` or ``"vmap"``.
 
     Job sizes (`estimate`, `check_job`) come from `JobSizing`; curvature (``land.hessian``,
@@ -85,27 +100,56 @@ class Landscape(JobSizing, CurvatureMixin):
         model: nn.Module,
         data: Any,
         loss: LossFn | None = None,
-        metrics: Mapping[str, LossFn] | None = None,
+        metrics: Mapping[str, Metric] | None = None,
         *,
         inputs: Callable[[Any], Any] | None = None,
         target: str | Callable[[Any], Any] | None = None,
         output: OutputPick = None,
         batch_size: int | None = None,
-        memory_budget: int = DEFAULT_MEMORY_BUDGET,
+        memory: int | str = DEFAULT_MEMORY,
+        subset: int | None = None,
+        subset_seed: int = 0,
         strategy: str = "auto",
     ) -> None:
         self.model = model
+        self.memory = parse_memory(memory)
         self.space = ParamSpace(model)
         layout = Layout(inputs, target, pass_target=loss is None, takes=keywords_of(model))
-        batches = as_batches(data, device=self.space.device, dtype=self.space.dtype,
-                             batch_size=batch_size, layout=layout)
-        self.evaluator = Evaluator(
-            model, self.space, batches, loss, metrics,
-            memory_budget=memory_budget, strategy=strategy, output=output,
+        self.data = load(
+            data, layout, device=self.space.device, dtype=self.space.dtype,
+            batch_size=batch_size, subset=subset, subset_seed=subset_seed,
+            cache_limit=self.memory // 2,
         )
-        default = "model loss" if any(b.kw for b in batches) else "cross_entropy"
+        # What the cache leaves: half for one forward pass, half for precomputed activations
+        # and vectorized chunks.
+        # (A one-shot iterator over its share was kept anyway, with a warning.)
+        workspace = max(self.memory - self.data.cache_bytes, self.memory // 2) // 2
+        if batch_size is None and self.data.views:
+            self._fit_batches(workspace)
+        self.evaluator = Evaluator(
+            model, self.space, self.data, loss, metrics,
+            memory_budget=workspace, strategy=strategy, output=output,
+        )
+        default = "model loss" if self.data.first.kw else "cross_entropy"
         self.loss_name = default if loss is None else getattr(loss, "__name__", repr(loss))
         self._bound = _Bindings(self.evaluator)
+
+    def _fit_batches(self, budget: int) -> None:
+        """Smaller batches of whole data where one forward pass would not fit `budget`.
+
+        The probe runs the user's model functionally on our snapshot of its parameters and a
+        copy of its buffers, on at most 64 samples: nothing of the model changes.
+        """
+        first, space = self.data.first, self.space
+        buffers = {n: b.clone() for n, b in space.buffers0.items()}
+        try:
+            per_sample = activation_bytes(self.model, first, (space.theta0, buffers),
+                                          min(first.n, 64))
+        except Exception:  # the evaluator's θ₀ check explains failures
+            return
+        size = fit_batch_size(per_sample, budget, first.n)
+        if size < first.n:
+            self.data.rebatch(size)
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -166,6 +210,7 @@ class Landscape(JobSizing, CurvatureMixin):
         tile_size: int | None = None,
         max_points: int | None = None,
         force: bool = False,
+        progress: bool = False,
     ) -> Iterator[Tile]:
         """Tiles of a line (``d2=None``) or plane, coarse levels first; stop whenever you like.
 
@@ -173,11 +218,17 @@ class Landscape(JobSizing, CurvatureMixin):
         finer levels only where interpolating the coarser one misses by more than ``tol`` × the
         value range; the rest arrive interpolated (``exact=False``). A `grid` replaces `span`
         and `n`. `tile_size` only groups points for delivery: no value depends on it.
+        ``progress=True`` shows a bar of the points delivered (as `plane`'s); it closes when the
+        stream ends or is closed (``stream.close()``). Off by default: the widget shows its own.
         """
+        check_progress(progress)
         dirs = [d1] if d2 is None else [d1, d2]
         grid = Grid.of(len(dirs), span, n, grid)
         self.check_job(grid.size, max_points=max_points, force=force)
-        return self._stream(grid, dirs, adaptive=adaptive, tol=tol, tile_size=tile_size)
+        tiles = self._stream(grid, dirs, adaptive=adaptive, tol=tol, tile_size=tile_size)
+        if not progress:
+            return tiles
+        return track_tiles(tiles, progress, grid)
 
     def _stream(
         self, grid: Grid, dirs: list[Direction], *, adaptive: bool, tol: float,
@@ -199,10 +250,16 @@ class Landscape(JobSizing, CurvatureMixin):
         tol: float = 0.01,
         max_points: int | None = None,
         force: bool = False,
+        progress: bool = True,
     ) -> Curve:
-        """f(α) = L(θ + α·d) at `n` points of `span` (a number s means (−s, s))."""
+        """f(α) = L(θ + α·d) at `n` points of `span` (a number s means (−s, s)).
+
+        ``progress=True`` shows a bar (`tqdm.auto`) of the points done, with points/s and the
+        time left, once the call has run for a second; ``False`` shows nothing. Display only:
+        the values are the same bits either way.
+        """
         dirs, grid = [d], Grid.line(span, n)
-        vals, _ = self._collect(grid, dirs, adaptive, tol, max_points, force)
+        vals, _ = self._collect(grid, dirs, adaptive, tol, max_points, force, progress)
         return Curve(
             x=grid.x,
             values={m: v[0] for m, v in vals.items()},
@@ -221,6 +278,7 @@ class Landscape(JobSizing, CurvatureMixin):
         tol: float = 0.01,
         max_points: int | None = None,
         force: bool = False,
+        progress: bool = True,
     ) -> Surface:
         """f(α, β) = L(θ + α·d₁ + β·d₂) on an n×n grid; ``Z[i, j]`` is at ``(x[j], y[i])``.
 
@@ -228,9 +286,16 @@ class Landscape(JobSizing, CurvatureMixin):
         `n`: an int or (nx, ny). An odd n on a symmetric span puts the model at the centre.
         ``adaptive=True``: see `stream`; ``surface.evaluated`` marks the evaluated points.
         Grids over `max_points` are refused (`check_job`). Same inputs, same bits as `stream`.
+
+        ``progress=True`` shows a bar (`tqdm.auto`: a widget in Jupyter, text in a terminal)
+        of the grid points done, with points/s and the time left, once the call has run for a
+        second; a finished plane leaves its last line. With ``adaptive=True`` interpolated
+        points count too (the bar reaches the grid size), and the number evaluated is shown
+        beside it. ``False`` shows nothing. Display only: the values are the same bits either
+        way.
         """
         dirs, grid = [d1, d2], Grid.plane(span, n)
-        vals, evaluated = self._collect(grid, dirs, adaptive, tol, max_points, force)
+        vals, evaluated = self._collect(grid, dirs, adaptive, tol, max_points, force, progress)
         return self.surface(grid, (d1, d2), vals, evaluated, adaptive=adaptive,
                             tol=tol if adaptive else None, evaluations=int(evaluated.sum()))
 
@@ -249,8 +314,11 @@ class Landscape(JobSizing, CurvatureMixin):
 
     def _collect(
         self, grid: Grid, dirs: list[Direction], adaptive: bool, tol: float,
-        max_points: int | None, force: bool,
+        max_points: int | None, force: bool, progress: bool,
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        check_progress(progress)
         self.check_job(grid.size, max_points=max_points, force=force)
         tiles = self._stream(grid, dirs, adaptive=adaptive, tol=tol, tile_size=None)
-        return collect(tiles, self.metric_names, grid.shape)
+        # closing(): the bar ends here even if collect itself is interrupted between tiles.
+        with closing(track_tiles(tiles, progress, grid)) as tracked:
+            return collect(tracked, self.metric_names, grid.shape)

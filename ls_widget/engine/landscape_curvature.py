@@ -8,6 +8,7 @@ nothing itself.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import closing
 from typing import Any, Protocol
 
 import numpy as np
@@ -24,6 +25,7 @@ from ..directions.direction import Direction
 from ..results.records import Surface
 from .evaluate import Evaluator
 from .params import ParamSpace
+from .progress import check_progress, track_tiles
 from .progressive import collect, progressive
 from .sampling import Grid, Tile
 
@@ -82,17 +84,26 @@ class CurvatureMixin:
         tol: float = 1e-6,
         max_points: int | None = None,
         force: bool = False,
+        progress: bool = False,
     ) -> Iterator[Tile]:
-        """Tiles of λmax, λmin, |λmin/λmax| and λmin/λmax over a plane, coarse first."""
+        """Tiles of λmax, λmin, |λmin/λmax| and λmin/λmax over a plane, coarse first.
+
+        ``progress=True`` shows a bar of the points done (see `curvature_map`); it closes when
+        the stream ends or is closed. Off by default, as `stream`'s.
+        """
+        check_progress(progress)
         dirs, grid = [d1, d2], Grid.plane(span, n)
         self.check_job(grid.size, max_points=max_points, force=force,
                        metrics=len(CURVATURE_METRICS))
         names = CurvatureMixin._curvature_params(self, params)
         ev = self.evaluator
-        return progressive(
+        tiles = progressive(
             grid, lambda c: curvature_values(ev, names, dirs, c, tol),
             CURVATURE_METRICS, adaptive=False, tol=0.01, tile_size=1,
         )
+        if not progress:
+            return tiles
+        return track_tiles(tiles, progress, grid, what="curvature map")
 
     def curvature_map(
         self: _Host,
@@ -105,14 +116,23 @@ class CurvatureMixin:
         tol: float = 1e-6,
         max_points: int | None = None,
         force: bool = False,
+        progress: bool = True,
     ) -> Surface:
         """|λmin/λmax| of H at each point of a plane (Li et al. 2018, Fig. 7), as a Surface
         with "ratio", "signed_ratio", "lambda_max" and "lambda_min". Near 0: locally convex;
-        large: strong negative curvature."""
+        large: strong negative curvature.
+
+        ``progress=True`` shows a bar (`tqdm.auto`) of the points done (one Lanczos run
+        each), with points/s and the time left, once the call has run for a second;
+        ``False`` shows nothing. Display only: the values are the same bits either way.
+        """
+        check_progress(progress)
         tiles = CurvatureMixin.curvature_stream(
             self, d1, d2, span=span, n=n, params=params, tol=tol, max_points=max_points,
             force=force,
         )
         grid = Grid.plane(span, n)
-        vals, _ = collect(tiles, CURVATURE_METRICS, grid.shape)
+        # closing(): the bar ends here even if collect itself is interrupted between tiles.
+        with closing(track_tiles(tiles, progress, grid, what="curvature map")) as tracked:
+            vals, _ = collect(tracked, CURVATURE_METRICS, grid.shape)
         return self.surface(grid, (d1, d2), vals, kind="curvature", tol=tol)
