@@ -447,14 +447,35 @@ function drawAxes(ctx: CanvasRenderingContext2D, L: ContourLayout, fig: ContourF
   ctx.fillStyle = INK;
   ctx.textAlign = "center";
   ctx.textBaseline = "alphabetic";
-  ctx.fillText(fitText(ctx, axisLabel("\u03b1", fig.xLabel), plot.w + 40), plot.x + plot.w / 2, plot.y + plot.h + 38);
+  ctx.fillText(fitLabel(ctx, axisLabel("\u03b1", fig.xLabel), plot.w + 40), plot.x + plot.w / 2, plot.y + plot.h + 38);
   ctx.save();
   ctx.translate(plot.x - 42, plot.y + plot.h / 2);
   ctx.rotate(-Math.PI / 2);
   ctx.textBaseline = "alphabetic";
-  ctx.fillText(fitText(ctx, axisLabel("\u03b2", fig.yLabel), plot.h + 20), 0, 0);
+  ctx.fillText(fitLabel(ctx, axisLabel("\u03b2", fig.yLabel), plot.h + 20), 0, 0);
   ctx.restore();
   ctx.restore();
+}
+
+/** Separator before the last part of an axis label: its parameter scope, as in
+ * "α · random #0, filter-norm · trainable (1.2 k of 3.4 k params)". */
+const LABEL_SEP = " \u00b7 ";
+
+/**
+ * An axis label shortened to fit `maxWidth`: as `fitText`, except that a last part after
+ * " · " (beyond the symbol's, e.g. which parameters move) is kept whole and what comes before
+ * it is shortened, when there is room for both.
+ */
+export function fitLabel(ctx: CanvasRenderingContext2D, text: string, maxWidth: number): string {
+  if (ctx.measureText(text).width <= maxWidth) return text;
+  const first = text.indexOf(LABEL_SEP);
+  const last = text.lastIndexOf(LABEL_SEP);
+  if (first < 0 || last === first) return fitText(ctx, text, maxWidth);
+  const tail = text.slice(last);
+  const room = maxWidth - ctx.measureText(tail).width;
+  const head = text.slice(0, first + LABEL_SEP.length);  // "α · ", kept before the ellipsis
+  if (room < ctx.measureText(head + "\u2026").width) return fitText(ctx, text, maxWidth);
+  return fitText(ctx, text.slice(0, last), room) + tail;
 }
 
 /** `text` shortened with an ellipsis to fit `maxWidth` in the current font. */

@@ -3,7 +3,7 @@
 
 import { scaleLinear, scaleLog, type ScaleContinuousNumeric } from "d3-scale";
 import { finiteRange } from "./colormap";
-import { FONT_FAMILY, FRAME, INK, INK_SOFT, axisLabel, fitText, type Rect } from "./contour";
+import { FONT_FAMILY, FRAME, INK, INK_SOFT, axisLabel, fitLabel, type Rect } from "./contour";
 import type { Cross } from "./protocol";
 import { formatCoord, formatTick, tickSpacing, ticks } from "./ticks";
 
@@ -203,7 +203,7 @@ function drawPanel(ctx: CanvasRenderingContext2D, panel: CurvePanel, r: Rect, op
   ctx.stroke();
   ctx.font = font(12, family);
   ctx.textBaseline = "alphabetic";
-  ctx.fillText(fitText(ctx, panel.xLabel, r.w + 60), r.x + r.w / 2, r.y + r.h + 34);
+  ctx.fillText(fitLabel(ctx, panel.xLabel, r.w + 60), r.x + r.w / 2, r.y + r.h + 34);
 
   // y axes
   const yAxis = (axis: Axis, side: "left" | "right", color: string) => {

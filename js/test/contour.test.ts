@@ -1,11 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { ColorScale, NONFINITE_RGBA, colorTable, finiteRange } from "../src/colormap";
 import {
+  axisLabel,
   computeIsolines,
   contourLayout,
   contourLevels,
   coordAt,
   dataToPixel,
+  fitLabel,
+  fitText,
   pixelToData,
   rasterize,
 } from "../src/contour";
@@ -147,5 +150,32 @@ describe("layout", () => {
     expect(pixelToData(L, 1, 1)).toBeNull();
     const [ox, oy] = dataToPixel(L, -1, 0.5);
     expect([ox, oy]).toEqual([L.plot.x, L.plot.y]);
+  });
+});
+
+describe("axis labels", () => {
+  // 6 px per character, as draw.test.ts measures text.
+  const ctx = { measureText: (s: string) => ({ width: 6 * s.length }) } as unknown as CanvasRenderingContext2D;
+  const scoped = axisLabel("\u03b1", "mix(random #0, filter-norm \u2192 random #2, filter-norm, t=0.50) \u00b7 trainable (1.2 k of 3.4 k params)");
+
+  it("are unchanged when they fit", () => {
+    expect(fitLabel(ctx, scoped, 6 * scoped.length)).toBe(scoped);
+    expect(fitText(ctx, "\u03b1 \u00b7 random #0", 600)).toBe("\u03b1 \u00b7 random #0");
+  });
+
+  it("keep the parameter scope whole and shorten the direction before it", () => {
+    const out = fitLabel(ctx, scoped, 6 * 60);
+    expect(out.length).toBeLessThanOrEqual(60);
+    expect(out.endsWith("\u2026 \u00b7 trainable (1.2 k of 3.4 k params)")).toBe(true);
+    expect(out.startsWith("\u03b1 \u00b7 mix(random #0")).toBe(true);
+    // fitText alone would cut the scope off.
+    expect(fitText(ctx, scoped, 6 * 60)).not.toContain("params");
+  });
+
+  it("shorten the end when there is no scope, or no room to keep it", () => {
+    const plain = axisLabel("\u03b2", "random #1, filter-norm, a long description of it");
+    expect(fitLabel(ctx, plain, 6 * 20)).toBe(fitText(ctx, plain, 6 * 20));
+    expect(fitLabel(ctx, scoped, 6 * 30)).toBe(fitText(ctx, scoped, 6 * 30));
+    expect(fitLabel(ctx, scoped, 6 * 30).length).toBeLessThanOrEqual(30);
   });
 });

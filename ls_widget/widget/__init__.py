@@ -8,6 +8,8 @@ Where each feature lives:
 - protocol.py: every trait payload and message, as TypedDicts, built and validated there;
 - explorer.py: `explore()` and `Explorer`, which compose the parts below;
 - bank.py: the direction bank (random pairs, Hessian eigenvectors scaled to its norm);
+- scope.py: which parameters the explorer moves (`params=`) and the labels that say so;
+- param_control.py: the "parameters" control (trainable | all | custom globs);
 - controls.py: axis controls (bank dropdowns, mix, span and points sliders) and drawing ones;
 - hessian_job.py: the background Hessian computation and its panel wiring;
 - panels.py: the bqplot Hessian panel;

@@ -19,7 +19,8 @@ from typing import Any, NamedTuple
 import ipywidgets as W
 import traitlets
 
-from ..directions import Direction, mix
+from ..directions import Direction
+from .scope import mixed
 from .view import LandscapeWidget
 
 COLORMAPS = ("viridis", "magma", "inferno", "plasma", "cividis", "turbo")
@@ -203,14 +204,15 @@ class AxisControls:
 
     # ----------------------------------------------------------------- reading
     def direction(self, ax: str) -> Direction:
-        """The direction of axis `ax`: its bank entry, blended by the mix slider."""
+        """The direction of axis `ax`: its bank entry, blended by the mix slider (`mix`;
+        labelled once with the parameter scope when both move the same one)."""
         a, b, t = self.axes[ax]
         da, db = self.bank[a.value], self.bank[b.value]
         if a.value == b.value or t.value == 0.0:
             return da
         if t.value == 1.0:
             return db
-        return mix(da, db, t.value)
+        return mixed(da, db, t.value)
 
     def directions(self) -> tuple[Direction, Direction]:
         """The directions of the x and y axes."""

@@ -4,6 +4,8 @@
 
 - view.py: `LandscapeWidget`, the contour view (its worker streams the tiles: worker.py);
 - bank.py: `DirectionBank`, the directions the axes are built from;
+- scope.py + param_control.py: which parameters the directions move and H is taken over,
+  and the "parameters" control that changes it;
 - controls.py: the axis controls (bank dropdowns, mix, span and points sliders) and the
   drawing controls (metric, colours, isolines, log scale);
 - hessian_job.py + panels.py: Hessian eigenvectors computed in the background, put in the
@@ -13,7 +15,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +24,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import metrics as _metrics
-from ..curvature import Density, Eigen
-from ..directions import Direction, random, towards
+from ..directions import Direction, towards
 from ..engine.landscape import Landscape
+from ..engine.params import ParamChoice
 from ..results.records import Surface
 from .bank import DirectionBank
 from .controls import COLORMAPS, AxisControls, AxisRow, DrawControls, check_view_args
 from .export import write_html
-from .hessian_job import HessianDirections
+from .hessian_job import HessianDirections, HessianMethods
 from .panels import HessianPanel
+from .param_control import ParamsControl
+from .scope import resolve
 from .view import LandscapeWidget
 
 __all__ = ["COLORMAPS", "Explorer", "explore"]
@@ -60,12 +64,14 @@ def _widget_tree(root: W.Widget) -> list[W.Widget]:
     return list(found.values())
 
 
-class Explorer(W.VBox):
+class Explorer(HessianMethods, W.VBox):
     """A LandscapeWidget and the controls that drive it.
 
     Construction returns once the first tile is computed; a failure before (a bad argument,
     a model or loss that cannot be evaluated, a grid over `max_points`) raises there, with
-    every thread stopped and every widget closed.
+    every thread stopped and every widget closed. The random directions of `seeds` and the
+    Hessian move the parameters `params` selects (see `lw.directions.random`); the directions
+    given in `bank` are kept as given.
 
     Attributes:
         landscape: the `lw.Landscape` being explored.
@@ -80,6 +86,7 @@ class Explorer(W.VBox):
         colormap_select: the colormap.
         levels_slider: number of isolines.
         new_random: button: two fresh random directions on the axes.
+        params_control: "parameters: trainable | all | custom…" (`set_params`).
         hessian_panel: the bqplot panel of Hessian eigenvalues and spectral density (see
             `add_hessian`).
     """
@@ -101,9 +108,11 @@ class Explorer(W.VBox):
         hessian_k: int = 5,
         max_points: int | None = None,
         force: bool = False,
+        params: ParamChoice = "trainable",
+        seeds: Sequence[int] = (),
     ) -> None:
         self.landscape = landscape
-        self.bank = DirectionBank(landscape, bank)
+        self.bank = DirectionBank(landscape, bank, resolve(landscape.model, params), seeds)
         check_view_args(list(self.bank), x, y, landscape.metric_names, metric, span, n,
                         colormap, n_levels)
         try:
@@ -130,11 +139,13 @@ class Explorer(W.VBox):
                 k=hessian_k, on_compute=lambda: self.add_hessian(hessian_k),
                 on_pick=self._controls.choose,
             )
-            self._hessian = HessianDirections(landscape, self.bank, self._controls,
-                                              self.hessian_panel, self._controls.restart)
+            self._hessian = HessianDirections(self.bank, self._controls, self.hessian_panel,
+                                              self._controls.restart)
+            self.params_control = ParamsControl(self.bank, self._controls, self._hessian.rescope)
             super().__init__([self.view, W.VBox([
                 *(W.HBox(list(row)) for row in self.axes.values()),
                 W.HBox([self.span_slider, self.points_slider, self.new_random]),
+                self.params_control.box,
                 W.HBox([self.metric_select, self.colormap_select, self.levels_slider,
                         self.log_checkbox]),
                 self.hessian_panel,
@@ -164,70 +175,27 @@ class Explorer(W.VBox):
 
     def add_random_pair(self) -> tuple[str, str]:
         """Two fresh seeds become the x and y axes (mix reset to 0)."""
-        labels = []
-        for label, d in self.bank.random_pair():
-            self.add_direction(label, d)
-            labels.append(label)
+        pair = self.bank.random_pair()
         with self._controls.quiet():
-            for ax, label in zip(("x", "y"), labels, strict=True):
+            for label, d in pair:
+                self.bank.put_drawn(label, d)
+            self._controls.set_options()
+            for ax, (label, _) in zip(("x", "y"), pair, strict=True):
                 self._controls.select(ax, label)
         self._controls.restart()
-        return labels[0], labels[1]
+        return pair[0][0], pair[1][0]
 
-    # ----------------------------------------------------------------- Hessian
-    def add_hessian(self, k: int = 5, *, select: bool = False, tol: float = 1e-6) -> None:
-        """Compute the k largest and k smallest eigenpairs of H in the background, then the
-        spectral density, and put the 2k eigenvectors in the bank.
-
-        Returns at once; progress and errors show in the panel's status line, the result in
-        `eigen` and `density` (wait with `wait_hessian`). Results are cached: asking again for
-        the same k computes nothing. The bank labels are "λ1 = …", "λ2 = …" (descending) and
-        "λmin+1 = …", "λmin = …" (the most negative last). Each eigenvector is scaled to the
-        norm of the bank's first random direction (≈ ‖θ‖ when filter-normalized), so the span
-        slider means the same on every axis and the mix slider blends directions of one size;
-        Böttcher & Wheeler's unit eigenvectors are `eigen.vectors`.
-
-        Args:
-            k: eigenpairs from each end of the spectrum.
-            select: when done, put λ1 on the x axis and λmin on the y axis (Böttcher &
-                Wheeler's saddle-revealing plane), unless the axes were changed meanwhile.
-            tol: relative accuracy of the Lanczos eigenpairs (ARPACK's `tol`). The bottom of
-                a network's spectrum is a dense cluster near 0 where tighter tolerances cost
-                many more Hessian-vector products (digits MLP, k=3: 249 at 1e-4, 701 at 1e-6,
-                about 2000 at 1e-8); 1e-6 is ample for choosing plot directions.
-        """
-        self._hessian.request(k, tol, select)
-
-    def wait_hessian(self, timeout: float | None = None) -> bool:
-        """Block until the Hessian computation has finished (or failed: see `hessian_error`).
-        True if it finished within `timeout` seconds."""
-        return self._hessian.wait(timeout)
-
+    # ----------------------------------------------------------------- parameters
     @property
-    def eigen(self) -> Eigen | None:
-        """The `lw.Eigen` record of the eigenvectors in the bank (unit vectors), or None
-        before they are computed."""
-        return self._hessian.eigen
+    def params(self) -> ParamChoice:
+        """The parameters the random directions and the Hessian move (`set_params`)."""
+        return self.bank.scope.choice
 
-    @property
-    def density(self) -> Density | None:
-        """The SLQ spectral density of H once computed (after the eigenpairs), else None."""
-        return self._hessian.density
-
-    @property
-    def hessian_error(self) -> str | None:
-        """The error of the last Hessian computation, or None."""
-        return self._hessian.error
-
-    @property
-    def hessian_labels(self) -> list[str]:
-        """Bank labels of the Hessian eigenvectors, by descending eigenvalue."""
-        return self.bank.hessian_labels
-
-    def hessian_entries(self, eig: Eigen, k: int) -> dict[str, Direction]:
-        """Bank label → eigenvector scaled to the bank's random-direction norm (see
-        `add_hessian`); its provenance adds "rank", "scale" and "scaled_to"."""
-        return self.bank.hessian_entries(eig, k)
+    def set_params(self, params: ParamChoice) -> None:
+        """Move the parameters `params` selects, as `lw.directions.random` takes it: the random
+        directions are drawn again (same seeds), the view restarts, Hessian eigenpairs are
+        computed again if some were asked for. A bad choice raises, changing nothing."""
+        self.params_control.apply(params)
 
     # ----------------------------------------------------------------- results
     @property
@@ -280,6 +248,7 @@ def explore(
     n_levels: int = 12,
     adaptive: bool = False,
     seeds: tuple[int, ...] = (0, 1, 2, 3),
+    params: ParamChoice = "trainable",
     hessian: int | None = None,
     max_points: int | None = None,
     force: bool = False,
@@ -312,6 +281,12 @@ def explore(
         adaptive: evaluate finer levels only where interpolation misses (see
             `Landscape.stream`).
         seeds: seeds of the filter-normalized random directions in the bank.
+        params: which parameters the random directions move and the Hessian is taken over,
+            as `lw.directions.random` takes it: ``"trainable"`` (default: those with
+            ``requires_grad=True``, every one when none has), ``"all"``, a list of glob
+            patterns over the parameter names (``["layer4.*", "fc.*"]``) or a predicate
+            ``fn(name, parameter)``; the others get a zero direction, and the axis labels
+            say what moves. The widget's "parameters" control changes it live.
         hessian: compute the `hessian` largest and smallest Hessian eigenpairs in the
             background (`Explorer.add_hessian`) and add the eigenvectors to the bank; unless
             `x` or `y` is given, λ1 and λmin become the axes when they are ready (if the
@@ -323,12 +298,13 @@ def explore(
     """
     if metrics is None:
         metrics = {"accuracy": _metrics.accuracy} if loss is F.cross_entropy else {}
+    params = resolve(model, params).choice  # a bad choice fails now, before the data is read
     land = Landscape(model, data, loss, metrics, **landscape_kwargs)
-    bank = {f"random #{s}": random(model, seed=s) for s in seeds}
+    bank: dict[str, Direction] = {}
     if other is not None:
         bank["towards other"] = towards(model, other, buffers=True)
     bank.update(directions or {})
-    labels = list(bank)
+    labels = list(dict.fromkeys([*(f"random #{s}" for s in seeds), *bank]))
     if len(labels) < 2:
         raise ValueError(
             f"the direction bank holds {labels}: it needs at least two directions; give two "
@@ -337,7 +313,8 @@ def explore(
     explorer = Explorer(
         land, bank, x=x or labels[0], y=y or labels[1], span=span, n=n, metric=metric,
         log=log, colormap=colormap, n_levels=n_levels, adaptive=adaptive,
-        hessian_k=hessian or 5, max_points=max_points, force=force,
+        hessian_k=hessian or 5, max_points=max_points, force=force, params=params,
+        seeds=seeds,
     )
     if hessian is not None:
         try:
