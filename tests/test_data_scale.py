@@ -281,9 +281,12 @@ def test_augmentation_is_detected_and_said_frozen():
 
 def test_augmentation_while_streaming_is_said_redrawn():
     X, y = blobs(100)
-    with pytest.warns(UserWarning, match=r"random transforms.*different draw"):
+    with pytest.warns(UserWarning) as rec:
         lw.Landscape(mlp(sizes=(64, 3)), DataLoader(Augmented(X, y), batch_size=10),
                      memory="5KB")
+    said = [str(w.message) for w in rec]
+    assert any("read again for every point" in m for m in said)
+    assert any("random transforms" in m and "different draw" in m for m in said)
 
 
 def test_a_shuffling_loader_is_detected():
