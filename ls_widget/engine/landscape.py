@@ -14,34 +14,35 @@ from torch import nn
 from ..directions.direction import Direction
 from ..results.records import Curve, Surface
 from .batch import keywords_of
-from .evaluate import BoundEvaluator, Evaluator, LossFn, Metric
+from .evaluate import Evaluator, LossFn, Metric
 from .evaluate.outputs import OutputPick
 from .jobs import JobSizing
 from .landscape_curvature import CurvatureMixin
 from .layout import Layout
-from .memory import DEFAULT_MEMORY, activation_bytes, fit_batch_size, parse_memory
+from .memory import DEFAULT_MEMORY, parse_memory
+from .named import Bound, NamedSets, Points, evaluator_for, naming, split_sets
 from .params import ParamSpace
 from .progress import check_progress, track_tiles
 from .progressive import collect, progressive
 from .sampling import Grid, Tile
-from .source import load
+from .source import DataSource, load
 
 
 class _Bindings:
     """The last few bindings, by the directions' identities, so that calibration and the
     first-layer precomputation are paid once per pair of directions."""
 
-    def __init__(self, evaluator: Evaluator, size: int = 4) -> None:
+    def __init__(self, evaluator: Points, size: int = 4) -> None:
         self._evaluator, self._size = evaluator, size
         # The list keeps the directions alive, so their ids stay unique while cached.
-        self._cache: OrderedDict[tuple[int, ...], tuple[list, BoundEvaluator]] = OrderedDict()
+        self._cache: OrderedDict[tuple[int, ...], tuple[list, Bound]] = OrderedDict()
 
-    def find(self, dirs: Sequence[Direction]) -> BoundEvaluator | None:
+    def find(self, dirs: Sequence[Direction]) -> Bound | None:
         """The binding of `dirs` if cached."""
         hit = self._cache.get(tuple(id(d) for d in dirs))
         return None if hit is None else hit[1]
 
-    def get(self, dirs: Sequence[Direction]) -> BoundEvaluator:
+    def get(self, dirs: Sequence[Direction]) -> Bound:
         """The binding of `dirs`, cached or made."""
         key = tuple(id(d) for d in dirs)
         if key in self._cache:
@@ -69,7 +70,11 @@ class Landscape(JobSizing, CurvatureMixin):
             batch calls ``model(**batch)`` without its target key; see `Layout`). Read in a
             fixed order; kept on the device while it fits half the memory budget (whole
             tensors on the device cost nothing: they are used in place), else read again
-            from the data on every pass over it.
+            from the data on every pass over it. Or named data sets, a dict of any of these
+            (``{"train": train, "test": test}``, not a dict of arrays, which is one set of
+            keyword inputs): every point is evaluated on each set, and the values are named
+            ``"train/loss"``, ``"train/accuracy"``, ``"test/loss"``, ... set by set.
+            Curvature (``hessian``, ``curvature_map``) uses the first set.
         loss: ``loss(output, target)`` → batch mean. None: the output's own loss where it
             has one (dict batches then pass the target to the model), else cross-entropy.
         metrics: more values per point, by name: a batch mean ``fn(output, target)`` (e.g.
@@ -85,14 +90,22 @@ class Landscape(JobSizing, CurvatureMixin):
         memory: the engine's memory budget beyond the data and the model, in bytes or as a
             string (``"512MB"``, default; ``"2GiB"``): at most half caches converted or
             loaded data, the rest holds one forward pass's activations, precomputed
-            activations and vectorized chunks.
+            activations and vectorized chunks. With named data sets, each set has this
+            budget (k sets: up to k times as much).
         subset: evaluate on this many samples only, for a fast first look: a seeded random
             subset (``subset_seed``), stratified by class where the targets are classes.
+            With named data sets, this many of each set (`batch_size` too is per set).
         subset_seed: the seed of `subset`.
         strategy: ``"auto"`` (fixed rules), ``"loop"`` or ``"vmap"``.
 
     Job sizes (`estimate`, `check_job`) come from `JobSizing`; curvature (``land.hessian``,
     ``curvature_map``, ...) from `CurvatureMixin`.
+
+    Attributes:
+        data_sets: the names of the data sets, in the order of the values (empty for one
+            unnamed data set).
+        data: the (first) data set's batches; ``evaluator``: its evaluator, which curvature
+            uses.
     """
 
     def __init__(
@@ -115,64 +128,51 @@ class Landscape(JobSizing, CurvatureMixin):
         self.memory = parse_memory(memory)
         self.space = ParamSpace(model)
         layout = Layout(inputs, target, pass_target=loss is None, takes=keywords_of(model))
-        self.data = load(
-            data, layout, device=self.space.device, dtype=self.space.dtype,
-            batch_size=batch_size, subset=subset, subset_seed=subset_seed,
-            cache_limit=self.memory // 2,
-        )
-        # What the cache leaves: half for one forward pass, half for precomputed activations
-        # and vectorized chunks.
-        # (A one-shot iterator over its share was kept anyway, with a warning.)
-        workspace = max(self.memory - self.data.cache_bytes, self.memory // 2) // 2
-        if batch_size is None and self.data.views:
-            self._fit_batches(workspace)
-        self.evaluator = Evaluator(
-            model, self.space, self.data, loss, metrics,
-            memory_budget=workspace, strategy=strategy, output=output,
-        )
+        named = split_sets(data)
+        self.data_sets: tuple[str, ...] = tuple(named or ())
+        evaluators: dict[str, Evaluator] = {}
+        sources: list[DataSource] = []
+        for name, part in (named or {"": data}).items():  # "": the one unnamed set
+            with naming(name or None):
+                # Called from here, so that the source's warnings point at the caller's line.
+                sources.append(load(
+                    part, layout, device=self.space.device, dtype=self.space.dtype,
+                    batch_size=batch_size, subset=subset, subset_seed=subset_seed,
+                    cache_limit=self.memory // 2,
+                ))
+                evaluators[name] = evaluator_for(
+                    model, self.space, sources[-1], loss, metrics, memory=self.memory,
+                    fit_batches=batch_size is None, output=output, strategy=strategy,
+                )
+        self.data, self.evaluator = sources[0], next(iter(evaluators.values()))
+        self._points: Points = self.evaluator if named is None else NamedSets(evaluators)
         default = "model loss" if self.data.first.kw else "cross_entropy"
         self.loss_name = default if loss is None else getattr(loss, "__name__", repr(loss))
-        self._bound = _Bindings(self.evaluator)
-
-    def _fit_batches(self, budget: int) -> None:
-        """Smaller batches of whole data where one forward pass would not fit `budget`.
-
-        The probe runs the user's model functionally on our snapshot of its parameters and a
-        copy of its buffers, on at most 64 samples: nothing of the model changes.
-        """
-        first, space = self.data.first, self.space
-        buffers = {n: b.clone() for n, b in space.buffers0.items()}
-        try:
-            per_sample = activation_bytes(self.model, first, (space.theta0, buffers),
-                                          min(first.n, 64))
-        except Exception:  # the evaluator's θ₀ check explains failures
-            return
-        size = fit_batch_size(per_sample, budget, first.n)
-        if size < first.n:
-            self.data.rebatch(size)
+        self._bound = _Bindings(self._points)
 
     @property
     def metric_names(self) -> tuple[str, ...]:
-        """The values computed at every point, "loss" first."""
-        return self.evaluator.names
+        """The values computed at every point, "loss" first (with named data sets,
+        ``"<set>/loss"``, ``"<set>/<metric>"``, ... set by set)."""
+        return self._points.names
 
     @property
     def points_per_second(self) -> float | None:
         """The evaluation speed measured so far (it feeds estimates, never the schedule)."""
-        return self.evaluator.points_per_second
+        return self._points.points_per_second
 
     @property
     def n_samples(self) -> int:
-        """Samples in the evaluation data."""
-        return self.evaluator.n_samples
+        """Samples in the evaluation data (all the data sets together)."""
+        return self._points.n_samples
 
-    def _bind(self, dirs: Sequence[Direction]) -> BoundEvaluator:
+    def _bind(self, dirs: Sequence[Direction]) -> Bound:
         return self._bound.get(dirs)
 
     def center(self) -> dict[str, float]:
         """Loss and metrics of the model itself (θ₀)."""
         zero = Direction({n: torch.zeros_like(t) for n, t in self.space.theta0.items()})
-        vals = self.evaluator.bind([zero]).evaluate([[0.0]])[0]
+        vals = self._points.bind([zero]).evaluate([[0.0]])[0]
         return dict(zip(self.metric_names, map(float, vals), strict=True))
 
     def evaluate(
@@ -189,6 +189,8 @@ class Landscape(JobSizing, CurvatureMixin):
             "loss": self.loss_name,
             "metrics": list(self.metric_names),
             "n_samples": self.n_samples,
+            **({"data_sets": self._points.samples_per_set}
+               if isinstance(self._points, NamedSets) else {}),
             "n_params": self.space.numel,
             "model": type(self.model).__name__,
             "dtype": str(self.space.dtype).replace("torch.", ""),

@@ -1,12 +1,48 @@
-"""Contour figures of surfaces (PNG, SVG, PDF via `fig.savefig`)."""
+"""Contour figures of surfaces (PNG, SVG, PDF via `fig.savefig`), with training paths and
+named points drawn over them."""
 
 from __future__ import annotations
 
-from typing import Any
+import math
+import numbers
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from ._common import SurfaceLike, axes, axis_label
+
+PATH_COLOR = "#d62728"
+
+
+@runtime_checkable
+class PathLike(Protocol):
+    """Points (α, β) of a plane with a label each (a `lw.Path`)."""
+
+    @property
+    def alpha(self) -> np.ndarray:
+        """α per point."""
+        ...
+
+    @property
+    def beta(self) -> np.ndarray:
+        """β per point."""
+        ...
+
+    @property
+    def labels(self) -> Sequence[str]:
+        """A text per point (the legend names the first and the last)."""
+        ...
+
+
+@runtime_checkable
+class TrajectoryLike(Protocol):
+    """Something that knows its path on a surface's plane (a `lw.Trajectory`)."""
+
+    def path_on(self, record: Any) -> PathLike:
+        """Its path on the plane of `record` (a surface)."""
+        ...
 
 
 def contour_levels(z: np.ndarray, levels: int | np.ndarray, log: bool) -> np.ndarray:
@@ -44,9 +80,20 @@ def plot_surface(
     levels: int | np.ndarray = 20,
     filled: bool = True,
     cmap: str = "viridis",
+    path: PathLike | TrajectoryLike | None = None,
+    markers: Mapping[str, tuple[float, float]] | None = None,
 ) -> Any:
-    """Filled contour + labelled isolines, colorbar, the model marked at the origin."""
+    """Filled contour + labelled isolines, colorbar, the model marked at the origin.
+
+    `path`: a `lw.Path`, or a `lw.Trajectory` whose PCA directions the surface was computed
+    along, drawn as a line through its snapshots with the start (○) and end (●) marked and
+    labelled in a legend. `markers`: named points ``{"m1": (1.0, 0.0)}`` drawn as ◆ with their
+    names. The axes keep the surface's extent; points outside it are reported in a warning.
+    """
     from matplotlib import colors
+
+    points = _resolve_path(surface, path)
+    named = _check_markers(markers)
 
     z = np.asarray(surface[metric], dtype=float)
     if log and not (np.isfinite(z) & (z > 0)).any():
@@ -72,10 +119,28 @@ def plot_surface(
         ax.contourf(X, Y, bad.astype(float), levels=[0.5, 1.5], colors=["#d0d0d0"])
     title = f"{metric} surface"
     if surface.x[0] <= 0 <= surface.x[-1] and surface.y[0] <= 0 <= surface.y[-1]:
-        ax.plot([0], [0], marker="*", color="white", markeredgecolor="black", markersize=12)
+        ax.plot([0], [0], marker="*", color="white", markeredgecolor="black", markersize=12,
+                zorder=5)
         i, j = int(np.argmin(np.abs(surface.y))), int(np.argmin(np.abs(surface.x)))
         if surface.x[j] == 0 and surface.y[i] == 0 and np.isfinite(z[i, j]):
             title += f" (★ model: {z[i, j]:.3g})"
+    outside = _outside(surface, points, named)
+    if points is not None:
+        _draw_path(ax, points)
+    for name, (mx, my) in named.items():
+        ax.plot([mx], [my], marker="D", color="white", markeredgecolor="black", markersize=7,
+                linestyle="none", zorder=4)
+        ax.annotate(name, (mx, my), xytext=(5, 5), textcoords="offset points", fontsize=8,
+                    zorder=4)
+    ax.set_xlim(float(surface.x[0]), float(surface.x[-1]))
+    ax.set_ylim(float(surface.y[0]), float(surface.y[-1]))
+    if outside:
+        warnings.warn(
+            f"{outside} lie outside the surface's grid (α in [{surface.x[0]:.3g}, "
+            f"{surface.x[-1]:.3g}], β in [{surface.y[0]:.3g}, {surface.y[-1]:.3g}]) and are "
+            "cut off; compute the plane with a span that covers them",
+            UserWarning, stacklevel=3,
+        )
     ax.set_xlabel(axis_label(surface, 0, "α"))
     ax.set_ylabel(axis_label(surface, 1, "β"))
     ax.set_box_aspect(1)
@@ -85,3 +150,78 @@ def plot_surface(
     ax.yaxis.set_major_locator(MaxNLocator(5))
     ax.set_title(title)
     return fig
+
+
+def _resolve_path(surface: SurfaceLike, path: object) -> PathLike | None:
+    """`path` as points: a Path as is, a Trajectory's path on this surface's plane."""
+    if path is None:
+        return None
+    if isinstance(path, PathLike):
+        points = path
+    elif isinstance(path, TrajectoryLike):
+        points = path.path_on(surface)
+    else:
+        raise TypeError(
+            f"path must be a lw.Path (traj.project(d1, d2)) or a lw.Trajectory, got "
+            f"{type(path).__name__}"
+        )
+    if len(points.alpha) == 0:
+        raise ValueError("the path has no snapshots to draw")
+    return points
+
+
+def _check_markers(markers: object) -> dict[str, tuple[float, float]]:
+    if markers is None:
+        return {}
+    if not isinstance(markers, Mapping):
+        raise TypeError(
+            f"markers must be a dict name → (α, β), e.g. {{'m1': (1.0, 0.0)}}, got "
+            f"{type(markers).__name__}"
+        )
+    out = {}
+    for name, xy in markers.items():
+        ok = (isinstance(xy, (tuple, list, np.ndarray)) and len(xy) == 2
+              and all(isinstance(v, numbers.Real) and math.isfinite(float(v)) for v in xy))
+        if not ok:
+            raise ValueError(
+                f"marker {name!r} is {xy!r}; a marker is a pair of finite numbers (α, β), "
+                "e.g. (1.0, 0.0)"
+            )
+        out[str(name)] = (float(xy[0]), float(xy[1]))
+    return out
+
+
+def _outside(
+    surface: SurfaceLike, points: PathLike | None, named: Mapping[str, tuple[float, float]]
+) -> str:
+    """Which points fall outside the grid, in words ("" when none)."""
+    x0, x1, y0, y1 = surface.x[0], surface.x[-1], surface.y[0], surface.y[-1]
+
+    def out(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return (a < x0) | (a > x1) | (b < y0) | (b > y1)
+
+    parts = []
+    if points is not None:
+        a, b = np.asarray(points.alpha), np.asarray(points.beta)
+        n = int(out(a, b).sum())
+        if n:
+            parts.append(f"{n} of the path's {len(a)} snapshots (it spans α in "
+                         f"[{a.min():.3g}, {a.max():.3g}], β in [{b.min():.3g}, {b.max():.3g}])")
+    names = [k for k, (a, b) in named.items() if out(np.array([a]), np.array([b]))[0]]
+    if names:
+        parts.append(f"markers {names}")
+    return " and ".join(parts)
+
+
+def _draw_path(ax: Any, path: PathLike) -> None:
+    """The path's line and points, ○ at its start and ● at its end, in a legend."""
+    a, b = np.asarray(path.alpha, dtype=float), np.asarray(path.beta, dtype=float)
+    ax.plot(a, b, color=PATH_COLOR, linewidth=1.4, marker=".", markersize=4, zorder=3,
+            label=f"path ({len(a)} snapshots)")
+    ax.plot(a[:1], b[:1], linestyle="none", marker="o", markersize=9, markerfacecolor="white",
+            markeredgecolor=PATH_COLOR, markeredgewidth=1.8, zorder=4,
+            label=f"start: {path.labels[0]}")
+    ax.plot(a[-1:], b[-1:], linestyle="none", marker="o", markersize=8,
+            markerfacecolor=PATH_COLOR, markeredgecolor="black", zorder=4,
+            label=f"end: {path.labels[-1]}")
+    ax.legend(loc="best", fontsize=7, framealpha=0.8)

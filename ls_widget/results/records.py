@@ -93,8 +93,63 @@ class Curve(_Record):
     def plot(
         self, ax: Any = None, *, metrics: tuple[str, ...] | None = None, log: bool = False
     ) -> Any:
-        """Loss on the left axis, the other metrics (e.g. accuracy) dashed on a twin axis."""
+        """Loss on the left axis, the other metrics (e.g. accuracy) dashed on a twin axis;
+        with named data sets, train solid and test dashed, one colour per metric."""
         return plot_curve(self, ax=ax, metrics=metrics, log=log)
+
+    def barrier(
+        self, metric: str = "loss", *, between: tuple[float, float] | None = None
+    ) -> float:
+        """The loss barrier (Frankle et al. 2020): linear mode connectivity in one number.
+
+        With a and b the ends, ``max over the points α in [a, b] of
+        f(α) − [(1 − t)·f(a) + t·f(b)]``, t = (α − a)/(b − a): how far `metric` rises above
+        the straight line between its values at the two ends. The ends are the curve's own
+        two ends (its first and last x): along ``land.line(lw.directions.towards(m0, m1),
+        span=(0, 1))`` those are the two models. ``between=(a, b)`` takes them at two points
+        of a longer curve instead (e.g. ``(0, 1)`` on a span of (−0.5, 1.5)).
+
+        Zero at the ends, so never negative; about zero when the models are linearly
+        connected. Over the computed points only (a finer `n` finds a sharper peak). NaN
+        when a value in the range is NaN, inf when one is inf.
+
+        Args:
+            metric: which values, e.g. ``"loss"`` or, with named data sets, ``"test/loss"``.
+            between: the two ends, points of `x`; None: ``(x[0], x[-1])``.
+        """
+        if metric not in self.values:
+            suffix = [m for m in self.values if m.endswith("/" + metric)]
+            hint = f"; pass metric={suffix[0]!r}" if suffix else ""
+            raise ValueError(
+                f"barrier(): this curve has no metric {metric!r}; it has {list(self.values)}"
+                f"{hint}"
+            )
+        if len(self.x) < 2:
+            raise ValueError(f"barrier() needs a curve of 2 points or more; it has {len(self.x)}")
+        lo, hi = (0, len(self.x) - 1) if between is None else self._ends(between)
+        x, f = self.x[lo:hi + 1], self.values[metric][lo:hi + 1]
+        t = (x - x[0]) / (x[-1] - x[0])
+        return float(np.max(f - ((1.0 - t) * f[0] + t * f[-1])))
+
+    def _ends(self, between: tuple[float, float]) -> tuple[int, int]:
+        """The indices of the points at `between` (a pair of distinct points of `x`)."""
+        if (not isinstance(between, (tuple, list)) or len(between) != 2
+                or not all(isinstance(v, (int, float, np.number)) for v in between)):
+            raise TypeError(f"between must be a pair of numbers (a, b), got {between!r}")
+        tol = 1e-9 * max(1.0, float(np.abs(self.x).max()))
+        idx = []
+        for v in between:
+            i = int(np.argmin(np.abs(self.x - float(v))))
+            if not abs(float(self.x[i]) - float(v)) <= tol:
+                raise ValueError(
+                    f"between={tuple(between)!r}: {v!r} is not a point of this curve (its x runs "
+                    f"from {self.x[0]:.6g} to {self.x[-1]:.6g} over {len(self.x)} points); pass "
+                    "two of its points, or compute the curve with a span and n that include them"
+                )
+            idx.append(i)
+        if idx[0] == idx[1]:
+            raise ValueError(f"between={tuple(between)!r} names one point twice; pass two ends")
+        return min(idx), max(idx)
 
     def save(self, path: str | os.PathLike[str]) -> str:
         """Write an .npz with the arrays and a JSON header of the provenance; returns the
@@ -146,17 +201,36 @@ class Surface(_Record):
 
     def plot(
         self,
-        metric: str = "loss",
+        metric: str | None = None,
         *,
         ax: Any = None,
         log: bool = False,
         levels: int | np.ndarray = 20,
         filled: bool = True,
         cmap: str = "viridis",
+        path: Any = None,
+        markers: Mapping[str, tuple[float, float]] | None = None,
     ) -> Any:
-        """Contour plot with labelled isolines and a colorbar; the model marked at (0, 0)."""
+        """Contour plot with labelled isolines and a colorbar; the model marked at (0, 0).
+
+        Args:
+            metric: which values to draw (default: the first, "loss" or "train/loss").
+            ax: matplotlib axes to draw into (default: a new figure).
+            log: a log colour scale.
+            levels: how many isolines, or their values.
+            filled: fill between the isolines.
+            cmap: the colour map.
+            path: a training path drawn over the surface (start ○, end ●): a `lw.Path`
+                (``traj.project(d1, d2)``), or a `lw.Trajectory` when this surface was
+                computed along ``lw.directions.pca(traj)``.
+            markers: named points ``{"m0": (0, 0), "m1": (1, 0)}`` drawn with their names
+                (default: those the directions carry, e.g. from ``lw.directions.through``).
+        """
+        if markers is None and self.directions:
+            markers = self.directions[0].get("markers")
         return plot_surface(
-            self, metric, ax=ax, log=log, levels=levels, filled=filled, cmap=cmap
+            self, metric or self.metrics[0], ax=ax, log=log, levels=levels, filled=filled,
+            cmap=cmap, path=path, markers=markers,
         )
 
     def save(self, path: str | os.PathLike[str]) -> str:
@@ -176,6 +250,8 @@ def load(path: str | os.PathLike[str]) -> Curve | Surface:
         "directions": tuple(header["directions"]),
         "meta": header["meta"],
     }
+    if header["kind"] == "path":
+        raise ValueError(f"{os.fspath(path)!r} holds a training path; read it with lw.Path.load")
     if header["kind"] == "curve":
         return Curve(x=arrays["x"], **common)
     return Surface(x=arrays["x"], y=arrays["y"], evaluated=arrays["evaluated"], **common)
