@@ -1,4 +1,5 @@
-// Bundles src/index.ts (and the CSS it imports) into ../ls_widget/static/widget.{js,css}.
+// Bundles src/index.ts (the single view) and src/compare.ts (the comparison), with the CSS they
+// import, into ../ls_widget/static/widget.{js,css} and compare.{js,css}.
 //   node build.mjs            one production build (minified, with a linked source map)
 //   node build.mjs --watch    rebuild on change (development)
 import * as esbuild from "esbuild";
@@ -10,7 +11,10 @@ const watch = process.argv.includes("--watch");
 
 /** @type {import("esbuild").BuildOptions} */
 const options = {
-  entryPoints: { widget: path.join(here, "src", "index.ts") },
+  entryPoints: {
+    widget: path.join(here, "src", "index.ts"),
+    compare: path.join(here, "src", "compare.ts"),
+  },
   outdir: path.join(here, "..", "ls_widget", "static"),
   bundle: true,
   format: "esm",

@@ -1,11 +1,13 @@
 """ls-widget: a live loss-landscape explorer for Jupyter.
 
-The engine (`Landscape`, `directions`, `Curve`, `Surface`) needs only PyTorch, NumPy, SciPy
-and matplotlib; the widget (`explore`, `Explorer`, `LandscapeWidget`) is imported on first
-use, so batch jobs never load Jupyter packages.
+The engine (`Landscape`, `directions`, `Curve`, `Surface`, `compare_surfaces`) needs only
+PyTorch, NumPy, SciPy and matplotlib; the widget (`explore`, `compare`, `Explorer`,
+`Compare`, `LandscapeWidget`) is imported on first use, so batch jobs never load Jupyter
+packages.
 """
 
 from . import directions, metrics
+from .comparison import compare, compare_surfaces
 from .curvature import NonSmoothWarning
 from .directions import Direction
 from .engine.heap import keep_heap
@@ -13,10 +15,11 @@ from .engine.jobs import JobEstimate, JobTooLarge
 from .engine.landscape import Landscape
 from .engine.sampling import Grid, Tile
 from .results import Curve, Surface, load
+from .trajectory import Path, Recorder, Trajectory
 
 __version__ = "0.1.0"
 
-_WIDGET_NAMES = ("explore", "Explorer", "LandscapeWidget")
+_WIDGET_NAMES = ("explore", "Explorer", "LandscapeWidget", "Compare")
 
 
 def __getattr__(name: str) -> object:
@@ -34,6 +37,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "Compare",
     "Curve",
     "Direction",
     "Explorer",
@@ -43,9 +47,14 @@ __all__ = [
     "Landscape",
     "LandscapeWidget",
     "NonSmoothWarning",
+    "Path",
+    "Recorder",
     "Surface",
     "Tile",
+    "Trajectory",
     "__version__",
+    "compare",
+    "compare_surfaces",
     "directions",
     "explore",
     "keep_heap",

@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import cnn_bn, mlp
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 import ls_widget as lw
 from ls_widget.engine.memory import fit_batch_size, parse_memory, peak_bytes
 from ls_widget.engine.subset import choose
-
-from helpers import cnn_bn, mlp
 
 
 def blobs(n: int = 300, classes: int = 3, seed: int = 0):

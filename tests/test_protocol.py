@@ -47,7 +47,7 @@ TIMEOUT = 60
 # with binary buffers "...Header"; its TileMsg / CrossMsg are the decoded forms).
 TS_NAMES = {
     "Status": "Status", "SurfaceInfo": "SurfaceInfo", "LevelMsg": "LevelMsg",
-    "TileMsg": "TileHeader", "DoneMsg": "DoneMsg", "ErrorMsg": "ErrorMsg",
+    "TileMsg": "TileHeader", "DoneMsg": "DoneMsg", "ErrorMsg": "ErrorMsg", "PathMsg": "PathHeader",
     "CrossMsg": "CrossHeader", "ReadyMsg": "ReadyMsg", "PickMsg": "PickMsg",
     "SnapshotMsg": "SnapshotMsg",
 }

@@ -255,6 +255,10 @@ export interface ContourFigure {
   /** Shown in the plot area when there is no field. */
   placeholder?: string;
   fontFamily?: string;
+  /** The colour scale's range when it is shared with other views (default: the field's own). */
+  range?: { min: number; max: number } | null;
+  /** Draw the colorbar (default true; panels of a comparison draw one for all). */
+  colorbar?: boolean;
 }
 
 /** What a drawing produced: its layout (for hit tests) and the scale and levels it used. */
@@ -296,7 +300,7 @@ export function drawContour(ctx: CanvasRenderingContext2D, fig: ContourFigure, w
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
 
   const field = fig.field && nx >= 1 && ny >= 1 && fig.field.length === nx * ny ? fig.field : null;
-  const range = field ? finiteRange(field, fig.log) : null;
+  const range = field ? (fig.range ?? finiteRange(field, fig.log)) : null;
   const scale = range ? new ColorScale(range.min, range.max, fig.log) : null;
   const table = colorTable(fig.colormap);
   let levels: number[] = [];
@@ -357,7 +361,7 @@ export function drawContour(ctx: CanvasRenderingContext2D, fig: ContourFigure, w
   }
 
   drawAxes(ctx, L, fig, family);
-  drawColorbar(ctx, bar, scale, table, levels, field ? hasNonFinite(field) : false, family);
+  if (fig.colorbar !== false) drawColorbar(ctx, bar, scale, table, levels, field ? hasNonFinite(field) : false, family);
 
   // title
   ctx.fillStyle = INK;

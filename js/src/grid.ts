@@ -5,6 +5,8 @@
 // is known, whichever tile brought it. Until the full grid is known, the display field is the
 // finest complete level bilinearly upsampled (in coordinates) with every known point exact.
 
+import type { TrajectoryPath } from "./protocol";
+
 /** Brackets of target coordinates within a sorted subset `idx` of a coordinate axis. */
 export interface Brackets {
   /** Lower and upper neighbour (indices into the full axis) and the weight of the upper one. */
@@ -228,6 +230,8 @@ export class Grid {
   tileLevel = -1;
   /** Bumped on every change, for caches keyed on it. */
   version = 0;
+  /** The training trajectory drawn over this plane (a "path" message of its generation). */
+  path: TrajectoryPath | null = null;
   private readonly vals = new Map<string, Float32Array>();
   private cache = new Map<string, { version: number; field: Float32Array | null }>();
 

@@ -215,13 +215,39 @@ export interface CrossMsg extends Cross {
   type: "cross";
 }
 
+/**
+ * A training trajectory projected on the plane of generation `gen`, as sent: this header and 4
+ * buffers, alpha (float32 × count), beta (float32 × count), steps (int32 × count) and loss
+ * (float32 × count, NaN where none was recorded).
+ */
+export interface PathHeader {
+  type: "path";
+  gen: number;
+  count: number;
+  labels: string[];
+}
+
+/** A decoded trajectory: snapshot k at (alpha[k], beta[k]), in training order. */
+export interface TrajectoryPath {
+  gen: number;
+  count: number;
+  labels: string[];
+  alpha: Float32Array;
+  beta: Float32Array;
+  steps: Int32Array;
+  loss: Float32Array;
+}
+export interface PathMsg extends TrajectoryPath {
+  type: "path";
+}
+
 /** A custom message from the kernel, decoded (binary buffers as typed arrays). */
-export type KernelMsg = LevelMsg | TileMsg | DoneMsg | ErrorMsg | CrossMsg;
+export type KernelMsg = LevelMsg | TileMsg | DoneMsg | ErrorMsg | CrossMsg | PathMsg;
 /** The JSON part of a custom message from the kernel, as it travels. */
-export type KernelHeader = LevelMsg | TileHeader | DoneMsg | ErrorMsg | CrossHeader;
+export type KernelHeader = LevelMsg | TileHeader | DoneMsg | ErrorMsg | CrossHeader | PathHeader;
 
 /** How many binary buffers each message carries. */
-export const KERNEL_BUFFERS: { readonly [T in KernelMsg["type"]]: number } = { level: 0, tile: 3, done: 0, error: 0, cross: 4 };
+export const KERNEL_BUFFERS: { readonly [T in KernelMsg["type"]]: number } = { level: 0, tile: 3, done: 0, error: 0, cross: 4, path: 4 };
 
 // ---- frontend → kernel ---------------------------------------------------------------------
 
@@ -369,6 +395,24 @@ export function decodeCross(msg: Record<string, unknown>, buffers: readonly unkn
   };
 }
 
+/** A path header and its buffers [alpha (count), beta (count), steps (count), loss (count)]. */
+export function decodePath(msg: Record<string, unknown>, buffers: readonly unknown[]): PathMsg {
+  const count = int(msg.count, "path.count");
+  const labels = msg.labels;
+  if (!isStringList(labels) || labels.length !== count) throw new ProtocolError(`path.labels: expected ${count} strings`);
+  const [alpha, beta, steps, loss] = buffersOf({ type: "path" }, buffers, KERNEL_BUFFERS.path);
+  return {
+    type: "path",
+    gen: int(msg.gen, "path.gen"),
+    count,
+    labels: labels.slice(),
+    alpha: decodeFloat32(alpha, count, "path.alpha"),
+    beta: decodeFloat32(beta, count, "path.beta"),
+    steps: decodeInt32(steps, count, "path.steps"),
+    loss: decodeFloat32(loss, count, "path.loss"),
+  };
+}
+
 /**
  * A custom message from the kernel, validated and decoded; throws a ProtocolError for anything
  * malformed (unknown type, missing or mistyped field, wrong number or length of buffers).
@@ -384,6 +428,8 @@ export function decodeKernelMsg(content: unknown, buffers: readonly unknown[] = 
       return decodeTile(content, buffers);
     case "cross":
       return decodeCross(content, buffers);
+    case "path":
+      return decodePath(content, buffers);
     case "done":
       buffersOf({ type }, buffers, KERNEL_BUFFERS.done);
       return { type, gen: int(content.gen, "done.gen") };
@@ -447,4 +493,81 @@ export function decodeSurface(
     },
     values,
   };
+}
+
+// ---- the comparison view -------------------------------------------------------------------
+
+/**
+ * The colour scale every panel of a comparison shares, synced as its `scale` trait (`{}` while
+ * no finite value is known): the range of `metric` over all panels' values known so far.
+ */
+export interface ColorRange {
+  gen: number;
+  metric: string;
+  log: boolean;
+  lo: number;
+  hi: number;
+}
+
+/** The synced traits of `CompareWidget` (ls_widget/widget/compare_view.py). */
+export interface CompareTraits {
+  /** The panels' own models (`LandscapeWidget`s), as widget references "IPY_MODEL_<id>". */
+  panels: string[];
+  /** The panels' titles, in the order of `panels`. */
+  names: string[];
+  metric_names: string[];
+  metric: string;
+  log_scale: boolean;
+  colormap: string;
+  n_levels: number;
+  /** `{}` while nothing is known; see {@link decodeColorRange}. */
+  scale: Partial<ColorRange>;
+}
+
+/** The compare widget's model as anywidget hands it to `render`. */
+export type CompareModel = AnyModel<CompareTraits>;
+
+const COMPARE_DEFAULTS: { readonly [K in keyof CompareTraits]: () => CompareTraits[K] } = {
+  panels: () => [],
+  names: () => [],
+  metric_names: () => [],
+  metric: () => "loss",
+  log_scale: () => false,
+  colormap: () => "viridis",
+  n_levels: () => 12,
+  scale: () => ({}),
+};
+
+/** The names of the compare widget's synced traits. */
+export const COMPARE_TRAIT_NAMES = Object.keys(COMPARE_DEFAULTS) as ReadonlyArray<keyof CompareTraits>;
+
+const COMPARE_CHECKS: { readonly [K in keyof CompareTraits]: (v: unknown) => boolean } = {
+  panels: isStringList,
+  names: isStringList,
+  metric_names: isStringList,
+  metric: (v) => typeof v === "string",
+  log_scale: (v) => typeof v === "boolean",
+  colormap: (v) => typeof v === "string",
+  n_levels: Number.isInteger,
+  scale: isObject,
+};
+
+/** The trait `key` of the compare model, or its Python default when missing or mistyped. */
+export function readCompareTrait<K extends keyof CompareTraits>(model: Pick<CompareModel, "get">, key: K): CompareTraits[K] {
+  const v: unknown = model.get(key);
+  return COMPARE_CHECKS[key](v) ? (v as CompareTraits[K]) : COMPARE_DEFAULTS[key]();
+}
+
+/** The `scale` trait as a full record, or null when it is empty or malformed. */
+export function decodeColorRange(v: Partial<ColorRange> | null | undefined): ColorRange | null {
+  if (!isObject(v)) return null;
+  const { gen, metric, log, lo, hi } = v;
+  const num = (x: unknown): x is number => typeof x === "number" && Number.isFinite(x);
+  if (!Number.isInteger(gen) || typeof metric !== "string" || typeof log !== "boolean" || !num(lo) || !num(hi) || lo > hi) return null;
+  return { gen: gen as number, metric, log, lo, hi };
+}
+
+/** The model id inside a widget reference ("IPY_MODEL_<id>" → "<id>"). */
+export function modelId(ref: string): string {
+  return ref.startsWith("IPY_MODEL_") ? ref.slice("IPY_MODEL_".length) : ref;
 }

@@ -163,6 +163,7 @@ export class Session {
       } else {
         const fresh = new Grid(info.gen, info.x, info.y, info.metrics, info.x_label || g.xLabel, info.y_label || g.yLabel);
         fresh.loadComplete(values);
+        fresh.path = g.path;
         this.grid = fresh;
       }
       this.emit("figure", "status");
@@ -244,6 +245,10 @@ export class Session {
         this.picked = null;
         this.emit("curves", "figure");
         break;
+      case "path":
+        g.path = msg;
+        this.emit("figure");
+        break;
       default: {
         const never: never = msg;
         return never;
@@ -251,10 +256,13 @@ export class Session {
     }
   }
 
-  /** Sends a pick at data point (x, y). */
-  pick(x: number, y: number): void {
+  /**
+   * A pick at data point (x, y): shown as pending until its cross-sections arrive, and sent to
+   * the kernel unless `send` is false (a comparison sends one pick for all its panels).
+   */
+  pick(x: number, y: number, send = true): void {
     this.picked = { x, y, gen: this.generation };
-    this.send({ type: "pick", x, y });
+    if (send) this.send({ type: "pick", x, y });
     this.emit("figure", "curves");
   }
 
@@ -272,9 +280,9 @@ export class Session {
     return !!s && s !== this.grid;
   }
 
-  /** The metric drawn: the `metric` trait when the grid has it, else its first metric. */
-  metricOf(g: Grid): string {
-    const m = this.trait("metric");
+  /** The metric drawn: `metric` (default: the `metric` trait) when the grid has it, else its first. */
+  metricOf(g: Grid, metric?: string): string {
+    const m = metric ?? this.trait("metric");
     if (g.raw(m)) return m;
     return g.metrics[0] ?? m;
   }

@@ -11,6 +11,9 @@ import {
   decodeStatus,
   decodeSurface,
   decodeTile,
+  decodeColorRange,
+  modelId,
+  readCompareTrait,
   readTrait,
   type Traits,
 } from "../src/protocol";
@@ -134,6 +137,8 @@ describe("kernel messages", () => {
   const tileBufs = () => [new DataView(i32le([0, 1])), new DataView(i32le([1, 0])), new DataView(f32le([0.5, 0.25]))];
   const cross = { type: "cross", gen: 1, x0: 0.5, y0: -0.25, metrics: ["loss"], nx: 2, ny: 1 };
   const crossBufs = () => [f32le([-1, 1]), f32le([3, 4]), f32le([0]), f32le([5])];
+  const path = { type: "path", gen: 1, count: 3, labels: ["step 0 \u00b7 loss 2.3", "step 10", "step 20 \u00b7 loss 0.41"] };
+  const pathBufs = () => [f32le([-0.5, -0.2, 0]), f32le([0.3, 0.1, 0]), new DataView(i32le([0, 10, 20])), f32le([2.3, NaN, 0.41])];
 
   it("decode every type into a discriminated union", () => {
     const kinds = [
@@ -142,14 +147,21 @@ describe("kernel messages", () => {
       decodeKernelMsg({ type: "done", gen: 1 }),
       decodeKernelMsg({ type: "error", gen: 1, message: "RuntimeError: boom" }),
       decodeKernelMsg(cross, crossBufs()),
+      decodeKernelMsg(path, pathBufs()),
     ];
-    expect(kinds.map((m) => m.type)).toEqual(["level", "tile", "done", "error", "cross"]);
+    expect(kinds.map((m) => m.type)).toEqual(["level", "tile", "done", "error", "cross", "path"]);
+    const p = kinds[5];
+    if (p.type !== "path") throw new Error("narrowing");
+    expect(Array.from(p.steps)).toEqual([0, 10, 20]);
+    expect(Array.from(p.alpha)).toEqual([-0.5, Math.fround(-0.2), 0]);
+    expect(Number.isNaN(p.loss[1])).toBe(true);
+    expect(p.labels[2]).toBe("step 20 \u00b7 loss 0.41");
     const t = kinds[1];
     if (t.type !== "tile") throw new Error("narrowing");
     expect(Array.from(t.values)).toEqual([0.5, 0.25]);
     const e = kinds[3];
     expect(e.type === "error" && e.message).toBe("RuntimeError: boom");
-    expect(Object.keys(KERNEL_BUFFERS).sort()).toEqual(["cross", "done", "error", "level", "tile"]);
+    expect(Object.keys(KERNEL_BUFFERS).sort()).toEqual(["cross", "done", "error", "level", "path", "tile"]);
   });
 
   it("ignore fields they do not know (the kernel may add some)", () => {
@@ -183,6 +195,10 @@ describe("kernel messages", () => {
       [{ ...cross, nx: 0 }, crossBufs()],
       [{ ...cross, ny: 2 }, crossBufs()],
       [cross, crossBufs().slice(1)],
+      [{ ...path, labels: ["one label for three snapshots"] }, pathBufs()],
+      [{ ...path, count: 2 }, pathBufs()],
+      [path, pathBufs().slice(0, 3)],
+      [path, [...pathBufs().slice(0, 3), f32le([1, 2])]], // a loss short
     ];
     for (const [content, buffers] of bad) {
       expect(() => decodeKernelMsg(content, buffers), JSON.stringify(content)).toThrow(ProtocolError);
@@ -236,5 +252,25 @@ describe("traits", () => {
     expect(decodeStatus({ state: "done", gen: 2 })).toEqual({ state: "done", gen: 2, level: 0, levels: 0, fraction: 0, message: "" });
     expect(decodeStatus({ state: "weird" as "done", gen: 2 })).toBeNull();
     expect(decodeStatus(full.status)).toEqual(full.status);
+  });
+});
+
+describe("the comparison's traits", () => {
+  it("decode the shared colour scale, {} (nothing known yet) and malformed ones as null", () => {
+    const scale = { gen: 2, metric: "loss", log: false, lo: 0.25, hi: 1.5 };
+    expect(decodeColorRange(scale)).toEqual(scale);
+    expect(decodeColorRange({})).toBeNull();
+    expect(decodeColorRange({ ...scale, lo: 2 })).toBeNull(); // lo > hi
+    expect(decodeColorRange({ ...scale, hi: Infinity })).toBeNull();
+    expect(decodeColorRange({ ...scale, gen: 1.5 })).toBeNull();
+    expect(decodeColorRange({ ...scale, log: "no" as unknown as boolean })).toBeNull();
+  });
+
+  it("read the panels' references and the drawing traits, with the Python defaults", () => {
+    const model = { get: (k: string) => ({ panels: ["IPY_MODEL_abc", "IPY_MODEL_def"], names: ["a", "b"], n_levels: "7" })[k] };
+    expect(readCompareTrait(model as never, "panels").map(modelId)).toEqual(["abc", "def"]);
+    expect(readCompareTrait(model as never, "n_levels")).toBe(12);
+    expect(readCompareTrait(model as never, "scale")).toEqual({});
+    expect(readCompareTrait(model as never, "colormap")).toBe("viridis");
   });
 });

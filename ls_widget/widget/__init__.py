@@ -5,8 +5,13 @@ Where each feature lives:
 - view.py: `LandscapeWidget`, the anywidget model and its synced traits;
 - worker.py: the background thread streaming each generation (replay, cross-sections);
 - stream.py: one generation: its request, values, tile batches and cross-sections;
-- protocol.py: every trait payload and message, as TypedDicts, built and validated there;
+- protocol.py: every trait payload and message (declared in messages.py), built and validated;
 - explorer.py: `explore()` and `Explorer`, which compose the parts below;
+- compare.py: `Compare` (what `lw.compare` returns), 2–4 models side by side, one set of
+  controls;
+- compare_view.py: `CompareWidget`, the linked panels (one `LandscapeWidget` per model);
+- scale.py: the colour scale the panels of a comparison share;
+- paths.py: a training trajectory drawn over the plane of its principal directions;
 - bank.py: the direction bank (random pairs, Hessian eigenvectors scaled to its norm);
 - scope.py: which parameters the explorer moves (`params=`) and the labels that say so;
 - param_control.py: the "parameters" control (trainable | all | custom globs);
@@ -14,10 +19,13 @@ Where each feature lives:
 - hessian_job.py: the background Hessian computation and its panel wiring;
 - panels.py: the bqplot Hessian panel;
 - export.py: the standalone HTML page;
-- faults.py: how faults in background threads are shown.
+- faults.py: how faults in background threads are shown;
+- tree.py: closing a composite widget and every widget it holds.
 """
 
+from .compare import Compare
+from .compare_view import CompareWidget
 from .explorer import Explorer, explore
 from .view import LandscapeWidget
 
-__all__ = ["Explorer", "LandscapeWidget", "explore"]
+__all__ = ["Compare", "CompareWidget", "Explorer", "LandscapeWidget", "explore"]

@@ -72,13 +72,22 @@ def check_view_args(
     for label in (x, y):
         if label not in labels:
             raise ValueError(f"no direction {label!r} in the bank; choose from {list(labels)}")
+    check_view_settings(metrics, metric, span, n, colormap, n_levels)
+
+
+def check_view_settings(
+    metrics: Sequence[str], metric: str, span: Any, n: Any, colormap: Any, n_levels: Any,
+    *, widget: str = "lw.LandscapeWidget",
+) -> None:
+    """A metric (of `metrics`), one span, one point count, a colormap name and a count of
+    isolines, as the span, points and drawing controls hold them; `widget` is named as the
+    way to other spans and grids."""
     if metric not in metrics:
         raise ValueError(f"metric {metric!r} is not computed; choose from {list(metrics)}")
     if isinstance(span, bool) or not isinstance(span, numbers.Real):
         raise TypeError(
-            f"span={span!r}: the explorer's span slider takes one positive number s (both "
-            "axes show (-s, s)); for other ranges use lw.LandscapeWidget(..., "
-            "span=((xmin, xmax), (ymin, ymax)))"
+            f"span={span!r}: the span slider takes one positive number s (both axes show "
+            f"(-s, s)); for other ranges use {widget}(..., span=((xmin, xmax), (ymin, ymax)))"
         )
     if not (math.isfinite(float(span)) and float(span) > 0):
         raise ValueError(
@@ -87,8 +96,8 @@ def check_view_args(
         )
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError(
-            f"n={n!r}: the explorer's points slider takes one int (points per axis, the "
-            "same on both); for an nx × ny grid use lw.LandscapeWidget(..., n=(nx, ny))"
+            f"n={n!r}: the points slider takes one int (points per axis, the same on both); "
+            f"for an nx × ny grid use {widget}(..., n=(nx, ny))"
         )
     if n < 2:
         raise ValueError(f"n={n!r}: a grid needs at least 2 points per axis; give n ≥ 2")
@@ -98,6 +107,23 @@ def check_view_args(
         int(n_levels) < _ISOLINES[0]
     ):
         raise ValueError(f"n_levels={n_levels!r}: give an int ≥ {_ISOLINES[0]} (isolines)")
+
+
+def span_slider(span: float) -> W.FloatLogSlider:
+    """The log slider of the view's half-width, its range widened to hold `span`."""
+    lo, hi = span_exponents(span)
+    return W.FloatLogSlider(
+        span, base=10, min=lo, max=hi, step=_SPAN_EXPONENTS[2], description="span ±",
+        style=_STYLE, layout=_layout(), readout_format=".3g",
+    )
+
+
+def points_slider(n: int, max_points: Any) -> W.IntSlider:
+    """The slider of the points per axis, its range widened to hold `n` (see
+    `points_bounds`)."""
+    lo, hi = points_bounds(n, max_points)
+    return W.IntSlider(n, min=lo, max=hi, step=_POINTS[2], description="points",
+                       style=_STYLE, layout=_layout())
 
 
 class AxisRow(NamedTuple):
@@ -150,14 +176,8 @@ class AxisControls:
             self.axes[ax] = row
         # Ranges widened to hold the requested view, which is then read back from the
         # sliders: controls and picture agree from the start.
-        lo, hi = span_exponents(span)
-        self.span = W.FloatLogSlider(
-            span, base=10, min=lo, max=hi, step=_SPAN_EXPONENTS[2], description="span ±",
-            style=_STYLE, layout=_layout(), readout_format=".3g",
-        )
-        lo, hi = points_bounds(n, max_points)
-        self.points = W.IntSlider(n, min=lo, max=hi, step=_POINTS[2], description="points",
-                                  style=_STYLE, layout=_layout())
+        self.span = span_slider(span)
+        self.points = points_slider(n, max_points)
 
     def drive(self, view: LandscapeWidget, *, adaptive: bool = False) -> None:
         """From now on, show every change of an axis, the span or the points on `view`

@@ -10,7 +10,8 @@
   drawing controls (metric, colours, isolines, log scale);
 - hessian_job.py + panels.py: Hessian eigenvectors computed in the background, put in the
   bank and shown in a clickable bqplot panel;
-- export.py: the standalone HTML page.
+- export.py: the standalone HTML page;
+- paths.py: a training trajectory drawn over the plane of its principal directions.
 """
 
 from __future__ import annotations
@@ -34,34 +35,12 @@ from .export import write_html
 from .hessian_job import HessianDirections, HessianMethods
 from .panels import HessianPanel
 from .param_control import ParamsControl
+from .paths import PathOverlay, path_span, trajectory_plane
 from .scope import resolve
+from .tree import close_tree
 from .view import LandscapeWidget
 
 __all__ = ["COLORMAPS", "Explorer", "explore"]
-
-
-def _widget_tree(root: W.Widget) -> list[W.Widget]:
-    """`root` and every widget it holds, in traits or attributes (children, layouts, styles,
-    bqplot marks and scales, a panel's plot before it is shown), also through containers and
-    this package's helpers (the controls, the Hessian job), whether or not shown yet."""
-    found: dict[int, W.Widget] = {}
-    seen: set[int] = set()
-    todo: list[Any] = [root]
-    while todo:
-        obj = todo.pop()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, W.Widget):
-            found[id(obj)] = obj
-            todo.extend(vars(obj).values())  # holds `_trait_values`
-        elif isinstance(obj, dict):
-            todo.extend(obj.values())
-        elif isinstance(obj, (list, tuple)):
-            todo.extend(obj)
-        elif type(obj).__module__.startswith(__package__ or "") and hasattr(obj, "__dict__"):
-            todo.extend(vars(obj).values())
-    return list(found.values())
 
 
 class Explorer(HessianMethods, W.VBox):
@@ -71,7 +50,8 @@ class Explorer(HessianMethods, W.VBox):
     a model or loss that cannot be evaluated, a grid over `max_points`) raises there, with
     every thread stopped and every widget closed. The random directions of `seeds` and the
     Hessian move the parameters `params` selects (see `lw.directions.random`); the directions
-    given in `bank` are kept as given.
+    given in `bank` are kept as given. A `path` (a projected training trajectory) is drawn
+    whenever the axes show the two directions it was projected on.
 
     Attributes:
         landscape: the `lw.Landscape` being explored.
@@ -100,7 +80,7 @@ class Explorer(HessianMethods, W.VBox):
         y: str,
         span: float = 1.0,
         n: int = 41,
-        metric: str = "loss",
+        metric: str | None = None,
         log: bool = False,
         colormap: str = "viridis",
         n_levels: int = 12,
@@ -110,8 +90,10 @@ class Explorer(HessianMethods, W.VBox):
         force: bool = False,
         params: ParamChoice = "trainable",
         seeds: Sequence[int] = (),
+        path: PathOverlay | None = None,
     ) -> None:
         self.landscape = landscape
+        metric = metric or landscape.metric_names[0]  # "loss", or "train/loss" for named sets
         self.bank = DirectionBank(landscape, bank, resolve(landscape.model, params), seeds)
         check_view_args(list(self.bank), x, y, landscape.metric_names, metric, span, n,
                         colormap, n_levels)
@@ -131,7 +113,7 @@ class Explorer(HessianMethods, W.VBox):
             self.view = LandscapeWidget(
                 landscape, d1, d2, span=self.span_slider.value, n=self.points_slider.value,
                 adaptive=adaptive, max_points=max_points, force=force, metric=metric,
-                log_scale=log, colormap=colormap, n_levels=n_levels,
+                log_scale=log, colormap=colormap, n_levels=n_levels, path=path,
             )
             draw.link(self.view)
             self._controls.drive(self.view, adaptive=adaptive)
@@ -224,9 +206,7 @@ class Explorer(HessianMethods, W.VBox):
         for part in (getattr(self, "_hessian", None), getattr(self, "view", None)):
             if part is not None:  # absent if construction failed before it
                 part.close()  # the view first of the widgets: stops and joins the worker
-        for w in _widget_tree(self):
-            if w is not self:
-                w.close()
+        close_tree(self)
         super().close()
 
 
@@ -240,9 +220,9 @@ def explore(
     directions: Mapping[str, Direction] | None = None,
     x: str | None = None,
     y: str | None = None,
-    span: float = 1.0,
+    span: float | None = None,
     n: int = 41,
-    metric: str = "loss",
+    metric: str | None = None,
     log: bool = False,
     colormap: str = "viridis",
     n_levels: int = 12,
@@ -250,6 +230,7 @@ def explore(
     seeds: tuple[int, ...] = (0, 1, 2, 3),
     params: ParamChoice = "trainable",
     hessian: int | None = None,
+    trajectory: Any = None,
     max_points: int | None = None,
     force: bool = False,
     **landscape_kwargs: Any,
@@ -270,11 +251,14 @@ def explore(
         other: a second model of the same architecture: adds "towards other" (with BN
             buffers) to the direction bank.
         directions: more labelled directions for the bank.
-        x: bank label of the initial x axis (default: the first random seed).
-        y: bank label of the initial y axis (default: the second random seed).
-        span: half-width s of the initial view, (−s, s) on both axes (a positive number).
+        x: bank label of the initial x axis (default: the first random seed, or with a
+            `trajectory` its first principal direction).
+        y: bank label of the initial y axis (default: the second random seed, or the
+            trajectory's second principal direction).
+        span: half-width s of the initial view, (−s, s) on both axes (a positive number);
+            default 1.0, or with a `trajectory` the reach of its path plus 25 %.
         n: points per axis of the initial view (an int ≥ 2).
-        metric: the metric drawn.
+        metric: the metric drawn (default: the first, "loss" or "<first set>/loss").
         log: colour scale and isolines on a log scale.
         colormap: one of `COLORMAPS`.
         n_levels: number of isolines (≥ 2).
@@ -291,6 +275,12 @@ def explore(
             background (`Explorer.add_hessian`) and add the eigenvectors to the bank; unless
             `x` or `y` is given, λ1 and λmin become the axes when they are ready (if the
             axes were not changed meanwhile). Without it, the panel's button computes them.
+        trajectory: an `lw.Trajectory` (from `lw.Recorder` or checkpoints): its first two
+            principal directions (`lw.directions.pca(traj, k=2)`, labelled with their
+            explained variance) join the bank and become the axes, and the snapshots,
+            projected around `model` (`traj.project(d1, d2, origin=model)`), are drawn over
+            the contours as a path from start to end; hovering a snapshot shows its step
+            and recorded loss. The path shows whenever the axes are those two directions.
         max_points: grids of more points are refused with ``lw.JobTooLarge``, which states
             the estimated time and memory (None: the engine's default limit).
         force: compute grids of any size.
@@ -299,8 +289,15 @@ def explore(
     if metrics is None:
         metrics = {"accuracy": _metrics.accuracy} if loss is F.cross_entropy else {}
     params = resolve(model, params).choice  # a bad choice fails now, before the data is read
-    land = Landscape(model, data, loss, metrics, **landscape_kwargs)
+    path: PathOverlay | None = None
     bank: dict[str, Direction] = {}
+    if trajectory is not None:  # before the data is read: a bad trajectory fails fast
+        pc1, pc2, projected = trajectory_plane(model, trajectory)
+        path = PathOverlay(projected, pc1, pc2)
+        bank.update({pc1.label: pc1, pc2.label: pc2})
+        x, y = x or pc1.label, y or pc2.label
+        span = path_span(projected) if span is None else span
+    land = Landscape(model, data, loss, metrics, **landscape_kwargs)
     if other is not None:
         bank["towards other"] = towards(model, other, buffers=True)
     bank.update(directions or {})
@@ -311,10 +308,10 @@ def explore(
             f"seeds (seeds={tuple(seeds)!r} now) or more `directions`"
         )
     explorer = Explorer(
-        land, bank, x=x or labels[0], y=y or labels[1], span=span, n=n, metric=metric,
-        log=log, colormap=colormap, n_levels=n_levels, adaptive=adaptive,
+        land, bank, x=x or labels[0], y=y or labels[1], span=1.0 if span is None else span,
+        n=n, metric=metric, log=log, colormap=colormap, n_levels=n_levels, adaptive=adaptive,
         hessian_k=hessian or 5, max_points=max_points, force=force, params=params,
-        seeds=seeds,
+        seeds=seeds, path=path,
     )
     if hessian is not None:
         try:

@@ -5,10 +5,13 @@ key and type by type):
 
 - trait payloads: `Status` (the `status` trait) and `SurfaceInfo` (the `surface_info` trait);
 - kernel → frontend custom messages: `LevelMsg`, `TileMsg`, `DoneMsg`, `ErrorMsg`, `CrossMsg`,
-  each the JSON part of a message (TypeScript calls those of tiles and cross-sections
-  `TileHeader` and `CrossHeader`); the binary buffers that travel with them are listed in
-  `KERNEL_BUFFERS` and their byte lengths in `buffer_sizes`;
+  `PathMsg`, each the JSON part of a message (TypeScript calls those of tiles, cross-sections
+  and paths `TileHeader`, `CrossHeader` and `PathHeader`); the binary buffers that travel
+  with them are listed in `KERNEL_BUFFERS` and their byte lengths in `buffer_sizes`;
+- the comparison view's shared colour scale: `ColorRange` (its `scale` trait);
 - frontend → kernel custom messages: `ReadyMsg`, `PickMsg`, `SnapshotMsg`.
+
+The shapes are declared in messages.py and re-exported here.
 
 The kernel builds every message with the constructor functions below (`status`, `tile_msg`,
 ...), so their shapes live here only, and reads every incoming message with `parse_frontend`,
@@ -23,216 +26,70 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, TypedDict, cast, get_type_hints
+from typing import Any, cast, get_type_hints
 
 import numpy as np
 
+from .messages import (
+    FRONTEND_BUFFERS,
+    FRONTEND_MESSAGES,
+    KERNEL_BUFFERS,
+    KERNEL_MESSAGES,
+    ColorRange,
+    CrossMsg,
+    DoneMsg,
+    ErrorMsg,
+    FrontendMsg,
+    KernelMsg,
+    LevelMsg,
+    PathMsg,
+    PickMsg,
+    ReadyMsg,
+    SnapshotMsg,
+    State,
+    Status,
+    SurfaceInfo,
+    TileMsg,
+)
 from .typecheck import problems
 
 log = logging.getLogger(__name__)
 
-State = Literal["idle", "computing", "done", "error"]
-"""What the worker is doing: `Status.state`."""
-
-
-# ---- trait payloads ----------------------------------------------------------------------
-class Status(TypedDict):
-    """Progress of the kernel's worker, synced as the `status` trait (`{}` before it reports).
-
-    Attributes:
-        state: idle, computing, done or error.
-        gen: the generation reported on.
-        level: 0-based index of the level being computed (as in level and tile messages).
-        levels: number of levels of the grid.
-        fraction: fraction of the grid's points known.
-        message: the error, for state "error" (else empty).
-    """
-
-    state: State
-    gen: int
-    level: int
-    levels: int
-    fraction: float
-    message: str
-
-
-class SurfaceInfo(TypedDict):
-    """Geometry of the `surface` trait (float32, metrics × ny × nx), synced as `surface_info`
-    (`{}` before the first complete surface).
-
-    Attributes:
-        gen: the generation of the surface.
-        nx: columns (points along x).
-        ny: rows (points along y).
-        x: α coordinates of the columns.
-        y: β coordinates of the rows.
-        metrics: names of the metrics, in the order of the buffer.
-        x_label: label of the x direction.
-        y_label: label of the y direction.
-    """
-
-    gen: int
-    nx: int
-    ny: int
-    x: list[float]
-    y: list[float]
-    metrics: list[str]
-    x_label: str
-    y_label: str
-
-
-# ---- kernel → frontend -------------------------------------------------------------------
-class LevelMsg(TypedDict):
-    """Level `level` is the rectilinear subgrid rows × cols (finer levels contain coarser).
-
-    Attributes:
-        type: "level".
-        gen: generation.
-        level: 0-based level index.
-        rows: row indices of the subgrid.
-        cols: column indices of the subgrid.
-    """
-
-    type: Literal["level"]
-    gen: int
-    level: int
-    rows: list[int]
-    cols: list[int]
-
-
-class _TileFields(TypedDict):
-    type: Literal["tile"]
-    gen: int
-    level: int
-    count: int
-    metrics: list[str]
-
-
-class TileMsg(_TileFields, total=False):
-    """A batch of grid points; travels with 3 buffers: rows (int32 × count), cols (int32 ×
-    count) and values (float32 × metrics × count, metric-major). TypeScript: `TileHeader`.
-
-    Attributes:
-        type: "tile".
-        gen: generation.
-        level: the level all its points belong to.
-        count: number of points.
-        metrics: names of the metrics, in the order of the values buffer.
-        exact: False for interpolated values of an adaptive grid (optional; default True).
-    """
-
-    exact: bool
-
-
-class DoneMsg(TypedDict):
-    """Generation `gen` is complete (its surface is in the `surface` trait).
-
-    Attributes:
-        type: "done".
-        gen: generation.
-    """
-
-    type: Literal["done"]
-    gen: int
-
-
-class ErrorMsg(TypedDict):
-    """Generation `gen` failed; `message` says why ("ValueError: ...").
-
-    Attributes:
-        type: "error".
-        gen: generation.
-        message: the error, type and text.
-    """
-
-    type: Literal["error"]
-    gen: int
-    message: str
-
-
-class CrossMsg(TypedDict):
-    """Cross-sections through a picked point; travels with 4 buffers: xs (float32 × nx),
-    along_x (float32 × metrics × nx), ys (float32 × ny), along_y (float32 × metrics × ny),
-    metric-major. TypeScript: `CrossHeader`.
-
-    Attributes:
-        type: "cross".
-        gen: generation.
-        x0: α of the picked point (the section along y).
-        y0: β of the picked point (the section along x).
-        metrics: names of the metrics, in the order of the buffers.
-        nx: points along x.
-        ny: points along y.
-    """
-
-    type: Literal["cross"]
-    gen: int
-    x0: float
-    y0: float
-    metrics: list[str]
-    nx: int
-    ny: int
-
-
-KernelMsg = LevelMsg | TileMsg | DoneMsg | ErrorMsg | CrossMsg
-"""A custom message from the kernel (its JSON part)."""
-
-KERNEL_MESSAGES: dict[str, type] = {
-    "level": LevelMsg, "tile": TileMsg, "done": DoneMsg, "error": ErrorMsg, "cross": CrossMsg,
-}
-"""Message type → its TypedDict, kernel → frontend."""
-
-KERNEL_BUFFERS: dict[str, int] = {"level": 0, "tile": 3, "done": 0, "error": 0, "cross": 4}
-"""How many binary buffers each kernel message carries."""
-
-
-# ---- frontend → kernel -------------------------------------------------------------------
-class ReadyMsg(TypedDict):
-    """A view mounted; the kernel replays the current generation's messages to it.
-
-    Attributes:
-        type: "ready".
-    """
-
-    type: Literal["ready"]
-
-
-class PickMsg(TypedDict):
-    """A click on the contour, in data coordinates (not snapped to the grid).
-
-    Attributes:
-        type: "pick".
-        x: α of the click.
-        y: β of the click.
-    """
-
-    type: Literal["pick"]
-    x: float
-    y: float
-
-
-class SnapshotMsg(TypedDict):
-    """The contour view as drawn after a "done"; travels with 1 buffer, the PNG bytes.
-
-    Attributes:
-        type: "snapshot".
-        gen: the generation drawn.
-    """
-
-    type: Literal["snapshot"]
-    gen: int
-
-
-FrontendMsg = ReadyMsg | PickMsg | SnapshotMsg
-"""A custom message from the frontend, validated by `parse_frontend`."""
-
-FRONTEND_MESSAGES: dict[str, type] = {
-    "ready": ReadyMsg, "pick": PickMsg, "snapshot": SnapshotMsg,
-}
-"""Message type → its TypedDict, frontend → kernel."""
-
-FRONTEND_BUFFERS: dict[str, int] = {"ready": 0, "pick": 0, "snapshot": 1}
-"""How many binary buffers each frontend message carries."""
+__all__ = [
+    "FRONTEND_BUFFERS",
+    "FRONTEND_MESSAGES",
+    "KERNEL_BUFFERS",
+    "KERNEL_MESSAGES",
+    "ColorRange",
+    "CrossMsg",
+    "DoneMsg",
+    "ErrorMsg",
+    "FrontendMsg",
+    "KernelMsg",
+    "LevelMsg",
+    "PathMsg",
+    "PickMsg",
+    "ReadyMsg",
+    "SnapshotMsg",
+    "State",
+    "Status",
+    "SurfaceInfo",
+    "TileMsg",
+    "buffer_sizes",
+    "check_kernel",
+    "color_range",
+    "cross_msg",
+    "done_msg",
+    "error_msg",
+    "f32",
+    "i32",
+    "level_msg",
+    "parse_frontend",
+    "path_msg",
+    "status",
+    "surface_info",
+    "tile_msg",
+]
 
 
 # ---- constructors ------------------------------------------------------------------------
@@ -315,6 +172,22 @@ def cross_msg(
     return msg, buffers
 
 
+def path_msg(
+    gen: int, alpha: Any, beta: Any, steps: Any, loss: Any, labels: Sequence[str]
+) -> tuple[PathMsg, list[bytes]]:
+    """A projected trajectory (one entry per snapshot) as a message and its buffers."""
+    a, b = np.asarray(alpha, dtype=np.float64), np.asarray(beta, dtype=np.float64)
+    msg: PathMsg = {"type": "path", "gen": int(gen), "count": len(a),
+                    "labels": [str(t) for t in labels]}
+    return msg, [f32(a), f32(b), i32(steps), f32(loss)]
+
+
+def color_range(gen: int, metric: str, log: bool, lo: float, hi: float) -> ColorRange:
+    """A `ColorRange` of plain JSON types."""
+    return {"gen": int(gen), "metric": str(metric), "log": bool(log), "lo": float(lo),
+            "hi": float(hi)}
+
+
 # ---- validation --------------------------------------------------------------------------
 def buffer_sizes(msg: Mapping[str, Any]) -> list[int]:
     """Byte lengths the buffers of a (well-formed) kernel message must have."""
@@ -325,6 +198,8 @@ def buffer_sizes(msg: Mapping[str, Any]) -> list[int]:
     if kind == "cross":
         m, nx, ny = len(msg["metrics"]), msg["nx"], msg["ny"]
         return [4 * nx, 4 * m * nx, 4 * ny, 4 * m * ny]
+    if kind == "path":
+        return [4 * msg["count"]] * 4
     return [0] * KERNEL_BUFFERS[kind]
 
 
@@ -341,6 +216,8 @@ def check_kernel(content: Any, buffers: Sequence[Any] = ()) -> list[str]:
     want = buffer_sizes(content)
     if sizes != want:
         return [f"{kind}: expected buffers of {want} bytes, got {sizes}"]
+    if kind == "path" and len(content["labels"]) != content["count"]:
+        return [f"path: {len(content['labels'])} labels for {content['count']} snapshots"]
     return []
 
 

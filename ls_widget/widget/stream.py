@@ -1,6 +1,7 @@
 """One generation of a LandscapeWidget: what to compute, what arrived, what was sent.
 
-- `Request`: the plane asked for (directions, `Grid`, adaptive refinement) and its generation;
+- `Request`: the plane asked for (directions, `Grid`, adaptive refinement, the trajectory
+  drawn over it) and its generation;
 - `Job`: turns the tiles into the messages due (`Outgoing`): each level announced once, tiles
   batched (`Batch`: one message per level, at most one per `MIN_INTERVAL`); keeps the values
   known so far and every message sent (replayed to a view that mounts later);
@@ -24,6 +25,7 @@ from ..engine.landscape import Landscape
 from ..engine.sampling import Grid, Tile
 from ..results.records import Surface
 from . import protocol
+from .paths import PlanePath
 
 MIN_INTERVAL = 0.025
 """Seconds between tile messages: at most 40 messages/s."""
@@ -51,6 +53,7 @@ class Request:
         grid: the plane's grid, the one value behind the traits, messages and stream.
         adaptive: evaluate finer levels only where interpolation misses.
         tol: tolerance of the adaptive refinement.
+        path: the training trajectory drawn over the plane (None: none).
         started: the first tile arrived, or the stream ended (see `error`).
         error: what ended the stream before its first tile.
     """
@@ -61,8 +64,16 @@ class Request:
     grid: Grid
     adaptive: bool
     tol: float
+    path: PlanePath | None = None
     started: bool = False
     error: BaseException | None = None
+
+    def path_msg(self) -> tuple[protocol.PathMsg, list[bytes]] | None:
+        """The message drawing this plane's trajectory, if it has one."""
+        p = self.path
+        if p is None:
+            return None
+        return protocol.path_msg(self.gen, p.alpha, p.beta, p.steps, p.loss, p.labels)
 
     def surface_info(self, metrics: Sequence[str]) -> protocol.SurfaceInfo:
         """The `surface_info` trait of this generation's surface."""
@@ -88,10 +99,14 @@ class Job:
         self._batch = Batch(request, self.metrics)
 
     def take(self, tile: Tile, *, flush: bool = False) -> list[Outgoing]:
-        """Keep a tile; returns the messages due now: a level's announcement before its
-        first tile, and the batched tiles when the level changes, when the last message is
-        `MIN_INTERVAL` old, or when `flush`."""
+        """Keep a tile; returns the messages due now: the plane's trajectory (if any) before
+        anything else, a level's announcement before its first tile, and the batched tiles
+        when the level changes, when the last message is `MIN_INTERVAL` old, or when
+        `flush`."""
         out = self.flush() if self._batch.level not in (None, tile.level) else []
+        if not self._levels:  # the first tile of the generation
+            path = self.request.path_msg()
+            out += [Outgoing(*path)] if path is not None else []
         announcement = self.announce(tile.level)
         if announcement is not None:
             out.append(Outgoing(announcement))

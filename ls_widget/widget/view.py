@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import anywidget
+import numpy as np
 import traitlets as t
 
 from ..directions import Direction
@@ -27,6 +28,7 @@ from ..engine.landscape import Landscape
 from ..engine.sampling import Grid
 from ..results.records import Surface
 from . import protocol
+from .paths import PathOverlay
 from .worker import Worker
 
 STATIC = Path(__file__).parent.parent / "static"
@@ -101,9 +103,12 @@ class LandscapeWidget(anywidget.AnyWidget):
         tol: float = 0.01,
         max_points: int | None = None,
         force: bool = False,
+        path: PathOverlay | None = None,
         **traits: Any,
     ) -> None:
         self.landscape = landscape
+        self.path = path
+        """A training trajectory, drawn whenever the view shows the plane of its directions."""
         self.max_points = max_points
         """Grids of more points are refused (`Landscape.check_job`; None: its default)."""
         self.force = force
@@ -172,11 +177,23 @@ class LandscapeWidget(anywidget.AnyWidget):
                 self.status = dict(protocol.status("computing", gen, levels=grid.levels))
                 self.generation = gen
 
-        return self._worker.submit(d1, d2, grid, adaptive=adaptive, tol=tol, publish=publish)
+        path = self.path.on(d1, d2) if self.path is not None else None
+        return self._worker.submit(d1, d2, grid, adaptive=adaptive, tol=tol, publish=publish,
+                                   path=path)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the current generation is complete (or failed). True if it finished."""
         return self._worker.done.wait(timeout)
+
+    def pick(self, x: float, y: float) -> None:
+        """Compute the cross-sections through (x, y) and send them (as a click does)."""
+        self._worker.pick(float(x), float(y))
+
+    def known(self, gen: int) -> np.ndarray | None:
+        """The values of generation `gen` known so far, (metrics, ny, nx) with NaN where not
+        known yet; None unless `gen` is the generation streamed now (or last)."""
+        job = self._worker.job  # read once: the thread replaces it with the next one
+        return job.values.copy() if job is not None and job.request.gen == gen else None
 
     def close(self) -> None:
         """Stop the worker and close the widget."""
@@ -199,13 +216,14 @@ class LandscapeWidget(anywidget.AnyWidget):
         if msg["type"] == "ready":
             self._worker.replay()
         elif msg["type"] == "pick":
-            self._worker.pick(float(msg["x"]), float(msg["y"]))
+            self.pick(msg["x"], msg["y"])
         elif msg["type"] == "snapshot":
             self._snapshots = {msg["gen"]: bytes(buffers[0])}
 
     def save_png(self, path: str | Path, *, dpi: int = 150) -> Path:
         """Write the picture as a PNG: the frontend's own snapshot of the screen when one of
-        the current generation arrived, else the same surface rendered with matplotlib."""
+        the current generation arrived, else the same surface rendered with matplotlib (with
+        its trajectory, if one is drawn over it)."""
         path = Path(path)
         snap = self._snapshots.get(self.generation)
         if snap is not None:
@@ -216,8 +234,11 @@ class LandscapeWidget(anywidget.AnyWidget):
             raise RuntimeError(
                 "no surface has been computed yet; wait for it with w.wait() and try again"
             )
+        job = self._worker.job  # the request of the surface shown holds its trajectory
+        shown = job is not None and job.request.gen == self.surface_info.get("gen")
+        drawn = job.request.path if job is not None and shown else None
         fig = surf.plot(self.metric, log=self.log_scale, levels=max(2, self.n_levels),
-                        cmap=self.colormap)
+                        cmap=self.colormap, path=drawn)
         fig.savefig(path, dpi=dpi)
         import matplotlib.pyplot as plt
 

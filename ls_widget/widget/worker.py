@@ -25,6 +25,7 @@ from ..engine.sampling import Grid
 from ..results.records import Surface
 from . import protocol
 from .faults import describe, fatal
+from .paths import PlanePath
 from .stream import Job, Outgoing, Request, cross_section
 
 
@@ -50,6 +51,7 @@ class Worker:
         thread: the thread (named "ls-widget-worker"); the widget starts it once set up.
         done: set when the current generation is complete or failed.
         surface: the latest complete `lw.Surface` (None until one finished).
+        job: the generation streamed now or last (replaced by the thread, never changed).
     """
 
     def __init__(self, landscape: Landscape, screen: Screen) -> None:
@@ -58,7 +60,7 @@ class Worker:
         self._closed = False
         self._latest: Request | None = None  # the current generation
         self._pending: Request | None = None  # ...until the thread takes it up
-        self._job: Job | None = None  # the generation streamed now or last
+        self.job: Job | None = None
         self._picks: deque[tuple[int, float, float]] = deque()
         self.surface: Surface | None = None
         self.done = threading.Event()
@@ -70,16 +72,15 @@ class Worker:
         """The current generation (0 before the first request)."""
         return self._latest.gen if self._latest is not None else 0
 
-    def submit(
-        self, d1: Direction, d2: Direction, grid: Grid, *, adaptive: bool, tol: float,
-        publish: Callable[[int], None],
-    ) -> int:
-        """Make the plane of d1, d2 on `grid` the next generation and return its number.
+    def submit(self, d1: Direction, d2: Direction, grid: Grid, *, adaptive: bool, tol: float,
+               publish: Callable[[int], None], path: PlanePath | None = None) -> int:
+        """Make the plane of d1, d2 on `grid` the next generation and return its number;
+        `path` is drawn over it (sent before its tiles).
 
         `publish(gen)` runs under the worker's lock, before the thread can send anything of
         the new generation: the widget sets its traits there."""
         with self._cond:
-            request = Request(self.generation + 1, d1, d2, grid, adaptive, tol)
+            request = Request(self.generation + 1, d1, d2, grid, adaptive, tol, path)
             self._pending = self._latest = request
             self.done.clear()
             publish(request.gen)
@@ -95,7 +96,7 @@ class Worker:
     def replay(self) -> None:
         """A view mounted: resend what the current generation has sent so far."""
         with self._cond:
-            job = self._job
+            job = self.job
             msgs = list(job.sent) if job and job.request.gen == self.generation else []
         for content, buffers in msgs:
             self._screen.send(content, buffers)
@@ -141,7 +142,7 @@ class Worker:
         """Stream one generation; show its surface, or the fault that ended it."""
         job = Job(request, self.landscape.metric_names)
         with self._cond:
-            self._job = job
+            self.job = job
         error = None
         try:
             if self._stream(job):
@@ -198,7 +199,7 @@ class Worker:
         with self._cond:
             if gen != self.generation:
                 return
-            job = self._job
+            job = self.job
         self._screen.status = protocol.status("error", gen, message=message)
         if job is not None:
             self._emit(job, protocol.error_msg(gen, message))
@@ -212,7 +213,7 @@ class Worker:
                     return
                 gen, x0, y0 = self._picks.pop()
                 self._picks.clear()  # only the latest click matters
-                job = self._job
+                job = self.job
             if job is None or gen != job.request.gen:
                 continue
             try:
