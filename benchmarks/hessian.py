@@ -213,8 +213,7 @@ def bench(name: str, model: torch.nn.Module, X, y, args: argparse.Namespace) -> 
     op.hvp(v)
     t_hvp = median([timed(lambda: op.hvp(v))[0] for _ in range(5)])
     print(f"\n## {name}: {n:,} parameters, {land.n_samples:,} samples, "
-          f"{str(land.space.dtype).replace('torch.', '')}; one HVP ≈ {1e3 * t_hvp:.1f} ms "
-          f"(forward-over-reverse: {op._forward_mode})")
+          f"{str(land.space.dtype).replace('torch.', '')}; one HVP ≈ {1e3 * t_hvp:.1f} ms")
 
     t_ref, ref_eig = timed(lambda: land.hessian.eigen(k=1, which="both", tol=REF_TOL,
                                                       seed=REF_SEED))

@@ -6,7 +6,7 @@ The face of the package; the modules behind it, each one job, import only downwa
 - `protocols`: what curvature needs of the engine (its `Evaluator`), as Protocols;
 - `lanczos`: the one Lanczos iteration (full reorthogonalization, torch, on the device);
 - `extremes`: extreme eigenpairs by that Lanczos, by ARPACK, or densely;
-- `operator`: `HessianOperator`, H as products (forward-over-reverse) and a `LinearOperator`;
+- `operator`: `HessianOperator`, H as products (double backward) and a `LinearOperator`;
 - `estimators`: tr H by Hutchinson (1989) and from loss values (Böttcher & Wheeler 2022);
 - `smoothness`: which ops of the loss have kinks (`nonsmooth_ops`, `NonSmoothWarning`);
 - `density`: the spectral density by stochastic Lanczos quadrature (Ubaru et al. 2017);
