@@ -7,7 +7,7 @@ imports curvature and curvature imports nothing of the engine: no import circle.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from ..directions.direction import Direction
 
-__all__ = ["BatchLike", "BoundLoss", "LossEvaluator", "ParamSnapshot"]
+__all__ = ["BatchLike", "BatchesLike", "BoundLoss", "LossEvaluator", "ParamSnapshot"]
 
 
 class ParamSnapshot(Protocol):
@@ -63,6 +63,20 @@ class BatchLike(Protocol):
         """The number of samples (the batch's weight in the mean loss)."""
 
 
+class BatchesLike(Protocol):
+    """The evaluation data: one pass per iteration, in a fixed order (it may be re-read from
+    the user's loader on every pass); the first batch can be indexed."""
+
+    def __iter__(self) -> Iterator[BatchLike]:
+        """One pass over the batches."""
+
+    def __len__(self) -> int:
+        """Batches per pass."""
+
+    def __getitem__(self, i: int) -> BatchLike:
+        """Batch `i` (at least batch 0)."""
+
+
 class BoundLoss(Protocol):
     """The loss at points θ₀ + Σₖ cₖ dₖ of a set of directions."""
 
@@ -82,7 +96,7 @@ class LossEvaluator(Protocol):
         """θ₀, the buffers, and the checks on directions."""
 
     @property
-    def batches(self) -> Sequence[BatchLike]:
+    def batches(self) -> BatchesLike:
         """The evaluation data, in a fixed order."""
 
     @property

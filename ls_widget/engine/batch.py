@@ -4,9 +4,9 @@ and `forward`, the one way a batch reaches the model."""
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
@@ -52,6 +52,21 @@ class Batch:
         out: list[Tensor] = []
         _tensors((self.x, self.kw), out)
         return out
+
+
+class Batches(Protocol):
+    """The evaluation data as the evaluator reads it: a list of batches, or a `DataSource`
+    (engine/source.py) that is cached or re-read on every pass. Iterating is one pass in
+    the fixed order; only the first batch is indexed."""
+
+    def __iter__(self) -> Iterator[Batch]:
+        """One pass over the batches, in their fixed order."""
+
+    def __len__(self) -> int:
+        """Batches per pass."""
+
+    def __getitem__(self, i: int) -> Batch:
+        """Batch `i` (a streamed source keeps only batch 0)."""
 
 
 def _tensors(obj: Any, out: list[Tensor]) -> None:

@@ -1,9 +1,9 @@
 """One binding's state: its directions laid out in flat vectors, and how its points run.
 
 A `Binding` owns the flat vectors of the tensors its directions move (parameters and floating
-buffers), the fixed tensors, and the plan's switches (memory layout, precomputed first layer,
-speed-ups, loop or vmap) that plan.py sets. `attach` points the shared private copy at its
-vectors; run.py runs points on it.
+buffers), the fixed tensors, and the plan's switches (memory layout, micro-batches,
+precomputed first layer, speed-ups, loop or vmap) that plan.py sets. `attach` points the
+shared private copy at its vectors; run.py runs points on it.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import torch
 from torch import Tensor, nn
 
 from ...directions.direction import Direction
-from ..batch import Batch
+from ..batch import Batch, Batches
 from ..params import ParamSpace
-from . import speedups
+from . import fold_bn, microbatch, speedups
 from .first_layer import Injection, precompute
 from .flat import Flat, build_flats, pad_rows
 from .private_model import PrivateModel
@@ -38,16 +38,21 @@ class Binding:
         moving: parameters some direction moves (the others stay at θ₀).
         buffer_names: floating buffers some direction moves.
         flats, buf_flats: the moving parameters and buffers, per dtype.
-        laid_out: `batches` in this binding's memory format.
-        padded: narrow Linear → its weight and bias padded to 16 rows (speedups.py).
-        channels_last, injection, fast, mode, vmap_chunk: the plan (see plan.py).
+        laid_out: `batches` in this binding's memory format, split into micro-batches of
+            `micro` samples where they are larger (microbatch.py); what the loop runs on.
+        first_laid_out: the first batch in this memory format, whole.
+        forwards: modules whose forward the loop replaces while `fast` (speedups.py):
+            narrow Linears computed padded to 16 rows, BatchNorms folded into their layer.
+        folds: the folded (layer, BatchNorm) pairs (fold_bn.py), refreshed at every move.
+        channels_last, micro, injection, fast, folding, mode, vmap_chunk: the plan (see
+            plan.py).
     """
 
     def __init__(
         self,
         private: PrivateModel,
         scorer: Scorer,
-        batches: list[Batch],
+        batches: Batches,
         memory_budget: float,
         directions: list[Direction],
     ) -> None:
@@ -68,11 +73,15 @@ class Binding:
             if any(n in d.buffers and bool(d.buffers[n].any()) for d in directions)
         ]
         self.channels_last = False
+        self.micro: int | None = None
         self.flats: list[Flat] = []
         self.buf_flats: list[Flat] = []
         self.static: dict[str, Tensor] = {}
-        self.padded: dict[nn.Linear, tuple[Tensor, Tensor | None]] = {}
-        self.laid_out = batches
+        self.forwards: dict[nn.Module, speedups.Step | None] = {}
+        self.folds: list[fold_bn.Fold] = []
+        self.folding = True  # BatchNorms folded while `fast`, unless the check says otherwise
+        self.laid_out: list[Batch] = []  # set by `relayout`, as is `first_laid_out`
+        self.first_laid_out: Batch = batches[0]
         self.injection: Injection | None = None
         self.mode = "loop"
         self.vmap_chunk = 1
@@ -89,10 +98,17 @@ class Binding:
         """Some tensor moves (else every point is θ₀)."""
         return bool(self.flats or self.buf_flats)
 
-    def relayout(self, channels_last: bool) -> None:
-        """(Re)build the flat vectors in this memory format, and attach the private copy."""
+    @property
+    def padded(self) -> dict[nn.Module, speedups.Step | None]:
+        """`forwards`, under the name run.py reads it by."""
+        return self.forwards
+
+    def relayout(self, channels_last: bool, micro: int | None = None) -> None:
+        """(Re)build the flat vectors in this memory format and the batches in micro-batches
+        of `micro` samples (None: as they are), and attach the private copy."""
         space = self.space
         self.channels_last = channels_last
+        self.micro = micro
         dirs = [dict(d) for d in self.directions]
         pad = {n: speedups.PAD_TO for _, *names in self.private.narrow for n in names if n}
         self.flats = build_flats(space.theta0, dirs, self.moving, channels_last, pad)
@@ -115,11 +131,34 @@ class Binding:
                     return f.padded(n)
             return pad_rows(space.theta0[n], pad[n])
 
-        self.padded = {
-            mod: (padded(wn), padded(bn) if bn else None) for mod, wn, bn in self.private.narrow
+        self.folds = []  # installed again below, into the new `forwards`
+        self.forwards = {
+            mod: speedups.padded_linear(padded(wn), padded(bn) if bn else None, mod.out_features)
+            for mod, wn, bn in self.private.narrow
         }
-        self.laid_out = [_to_layout(b, channels_last) for b in self.batches]
+        self.first_laid_out = _to_layout(self.batches[0], channels_last)
+        self.laid_out = [
+            piece
+            for i, b in enumerate(self.batches)
+            for piece in microbatch.split(
+                self.first_laid_out if i == 0 else _to_layout(b, channels_last), micro
+            )
+        ]
+        self.injection = None  # precomputed for the batches as they were laid out
         self.attach()
+        self._install_folds()
+
+    def set_folding(self, on: bool) -> None:
+        """Fold BatchNorms into their layers in the loop while `fast` (or stop)."""
+        self.folding = on
+        self._install_folds()
+
+    def _install_folds(self) -> None:
+        """`folds` for the current plan, in `forwards`; a precomputed first layer keeps its
+        BatchNorm (its stand-in returns what the real layer would)."""
+        keep = self.injection.module if self.injection is not None else None
+        pairs = self.private.folds if self.folding else []
+        self.folds = fold_bn.install(pairs, self.forwards, self.folds, keep)
 
     def attach(self) -> None:
         """Point the shared private copy at this binding's work vectors (cheap: no copies)."""
@@ -149,11 +188,19 @@ class Binding:
         injection = precompute(
             first, self.space.theta0, self.directions, self.flats + self.buf_flats,
             self.laid_out, self.private.module, self.memory_budget,
+            layout=(self.channels_last, self.micro),
         )
         if injection is None:
             return False
         self.injection = injection
+        self._install_folds()
         return True
+
+    def drop_injection(self) -> None:
+        """Forget the precomputed first layer (the real one runs, and may be folded)."""
+        self.set_injected(False)
+        self.injection = None
+        self._install_folds()
 
     def set_injected(self, on: bool) -> None:
         """Swap the first layer of the private copy for its precomputed stand-in (or back)."""
@@ -163,11 +210,14 @@ class Binding:
         self.injection.active = on
 
     def move(self, c: Sequence[float], new_row: bool = True) -> None:
-        """Set the work vectors to the point `c` (see `Flat.move`)."""
+        """Set the work vectors to the point `c` (see `Flat.move`), and fold there."""
         for f in self.flats:
             f.move(c, new_row)
         for f in self.buf_flats:
             f.move(c, new_row)
+        if self.fast:
+            for fold in self.folds:
+                fold.refresh()
 
 
 def _to_layout(batch: Batch, channels_last: bool) -> Batch:

@@ -9,7 +9,7 @@ from typing import Protocol
 import numpy as np
 
 from ...directions.direction import Direction
-from ..batch import Batch
+from ..batch import Batches
 from . import plan
 from .binding import Binding
 from .private_model import PrivateModel
@@ -33,7 +33,7 @@ class Shared(Protocol):
         """The loss and metrics."""
 
     @property
-    def batches(self) -> list[Batch]:
+    def batches(self) -> Batches:
         """The evaluation data."""
 
     @property
@@ -64,6 +64,7 @@ class BoundEvaluator:
 
     def __init__(self, ev: Shared, directions: list[Direction]) -> None:
         self.ev = ev
+        self._center: np.ndarray | None = None  # the values at θ₀, once `center` ran
         self.binding = b = Binding(ev.private, ev.scorer, ev.batches, ev.memory_budget,
                                    directions)
         key = plan.plan_key(b)
@@ -109,6 +110,25 @@ class BoundEvaluator:
         c = np.asarray(coeffs, dtype=np.float64).reshape(-1, b.k)
         if c.shape[0] == 0:
             return np.zeros((0, len(b.scorer.names)))
+        at_center = ~c.any(axis=1)
+        if self._center is None or not at_center.any():
+            return self._run(c)
+        # θ₀ was evaluated already (`center`), on the same path: the same bits again.
+        out = np.empty((c.shape[0], self._center.shape[0]))
+        out[at_center] = self._center
+        if not at_center.all():
+            out[~at_center] = self._run(c[~at_center])
+        return out
+
+    def center(self) -> np.ndarray:
+        """Metrics at θ₀, shape (len(names),), evaluated like any point of this binding and
+        kept: points at θ₀ in later calls (a grid's centre) are not evaluated again."""
+        if self._center is None:
+            self._center = self._run(np.zeros((1, self.binding.k)))[0]
+        return self._center.copy()
+
+    def _run(self, c: np.ndarray) -> np.ndarray:
+        b = self.binding
         with b.private.lock:
             if b.private.active is not b:
                 b.attach()

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ...directions.direction import Direction
-from ..batch import Batch, forward
+from ..batch import Batches, forward
 from ..params import ParamSpace
 from .bound import BoundEvaluator
 from .outputs import OutputPick, describe
@@ -70,7 +70,7 @@ class Evaluator:
         self,
         model: nn.Module,
         space: ParamSpace,
-        batches: list[Batch],
+        batches: Batches,
         loss_fn: LossFn | None,
         metrics: Mapping[str, Metric] | None = None,
         *,
@@ -110,7 +110,7 @@ class Evaluator:
         if not memory_budget > 0:
             raise ValueError(f"memory_budget must be a positive number of bytes: {memory_budget}")
         self.space: ParamSpace = space
-        self.batches: list[Batch] = batches
+        self.batches: Batches = batches
         named = dict(metrics or {})
         if "loss" in named:
             raise ValueError("'loss' is reserved for the loss; give the metric another name")

@@ -9,8 +9,10 @@ so the plan uses it from a fan-in of 16 on (plan.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -18,7 +20,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ...directions.direction import Direction
 from ..batch import Batch, forward
+from ..memory import peak_bytes
 from .flat import Flat
+from .fold_bn import Pair, PairWatch
 
 Layer = nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d
 _LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -32,12 +36,13 @@ class FirstLayer:
         name: its qualified name ("" when it is the whole model, which cannot be swapped).
         module: the layer itself.
         io: its inputs at θ₀ and its outputs there, per batch: the same for every binding,
-            so computed once (see `precompute`).
+            so computed once (see `precompute`) for the batches laid out as `layout` says.
     """
 
     name: str
     module: Layer
     io: tuple[list[Tensor], list[Tensor]] | None = None
+    layout: Hashable = None
 
 
 class Injected(nn.Module):
@@ -103,14 +108,32 @@ class Injection:
         self.stand_in.set(buf)
 
 
-def find_first_layer(
-    module: nn.Module, batch: Batch, n_samples: int
-) -> tuple[FirstLayer | None, float]:
-    """The first module with parameters that runs, if it is a Linear/Conv called once; and
-    the FLOPs of one point (one forward over all `n_samples`), counted on `batch`.
+@dataclass(frozen=True)
+class Census:
+    """What one counted forward of the private copy tells (`census`).
 
-    The count sizes tiles deterministically (plan.py); 0.0 if the forward fails (the real
-    evaluation reports errors properly).
+    Attributes:
+        first: its first layer, if it can be precomputed.
+        flops_per_point: arithmetic of one point over all the data.
+        activation_bytes: the peak bytes of live activations per sample in a forward.
+        folds: (layer, BatchNorm) pairs whose BatchNorm can be folded (fold_bn.py).
+    """
+
+    first: FirstLayer | None
+    flops_per_point: float
+    activation_bytes: float
+    folds: list[Pair]
+
+
+def census(module: nn.Module, batch: Batch, n_samples: int) -> tuple[Census, Any]:
+    """Run `module` once on `batch` and count: the first module with parameters that runs
+    (kept if it is a Linear/Conv called once), the FLOPs of one point (one forward over all
+    `n_samples`), the peak bytes of live activations per sample, and the BatchNorms that
+    can be folded. Returns them and the forward's output; its errors propagate.
+
+    The counts size tiles and micro-batches deterministically (plan.py). The hooks that find
+    the first layer also keep PyTorch's fused fast paths (TransformerEncoderLayer) off, so the
+    operations inside them are counted too.
     """
     order: list[str] = []
     counts: dict[str, int] = {}
@@ -122,23 +145,26 @@ def find_first_layer(
                 if name not in order:
                     order.append(name)
             hooks.append(mod.register_forward_pre_hook(hook))
+    watch = PairWatch(module)
+    out: list[Any] = []
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            forward(module, batch)
-    except Exception:  # the real evaluation reports errors properly
-        return None, 0.0
+        with torch.no_grad(), FlopCounterMode(display=False) as counter, watch:
+            peak = peak_bytes(lambda: out.append(forward(module, batch)))
     finally:
         for h in hooks:
             h.remove()
     # Arithmetic per point, counted (not timed): it sizes tiles deterministically.
-    flops = counter.get_total_flops() * n_samples / max(1, batch.n)
-    if not order:
-        return None, flops
-    name = order[0]
-    mod = module.get_submodule(name)
-    if counts[name] != 1 or not isinstance(mod, _LAYERS):
-        return None, flops
-    return FirstLayer(name, mod), flops
+    per_sample = 1.0 / max(1, batch.n)
+    flops = counter.get_total_flops() * n_samples * per_sample
+    activations = peak * per_sample
+    folds = watch.pairs()  # after the hooks are gone: a folded module has none
+    first = None
+    if order:
+        name = order[0]
+        mod = module.get_submodule(name)
+        if counts[name] == 1 and isinstance(mod, _LAYERS):
+            first = FirstLayer(name, mod)
+    return Census(first, flops, activations, folds), out[0]
 
 
 def fan_in(mod: Layer) -> int:
@@ -159,11 +185,13 @@ def precompute(
     batches: Sequence[Batch],
     module: nn.Module,
     memory_budget: float,
+    layout: Hashable = None,
 ) -> Injection | None:
     """The first layer's output at θ₀ and along each direction, if it fits the budget.
 
     `module` is the private copy, attached to `flats` (set to θ₀ here to record the layer's
-    inputs, the first time).
+    inputs, the first time for each `layout`: a key of how `batches` are laid out). The
+    budget is checked on the first batch before anything else is computed.
     """
     name, mod = first.name, first.module
     if not name:
@@ -175,25 +203,21 @@ def precompute(
         return None
     w0 = theta0[wname]
     b0 = theta0.get(bname) if bname in pnames else None
-    if first.io is None:  # the layer's input at θ₀ and its output: same for every binding
-        inputs: list[Tensor] = []
-
-        def grab(m: nn.Module, args: tuple[Tensor, ...]) -> None:
-            inputs.append(args[0])
-
-        h = mod.register_forward_pre_hook(grab)
-        try:
-            with torch.no_grad():
-                for f in flats:
-                    f.work.copy_(f.theta)
-                for b in batches:
-                    forward(module, b)
-        finally:
-            h.remove()
-        with torch.no_grad():
-            first.io = (inputs, [fn(x, w0, b0) for x in inputs])
-    inputs, y0 = first.io
     with torch.no_grad():
+        if first.io is None or first.layout != layout:  # the same for every binding
+            for f in flats:
+                f.work.copy_(f.theta)
+            inputs = _inputs_of(mod, module, batches)
+            first_out = fn(inputs[0], w0, b0)
+            n = sum(b.n for b in batches)
+            need = first_out.numel() * first_out.element_size() * n / max(1, batches[0].n)
+            if need * (len(directions) + 3) > memory_budget:
+                return None
+            first.io = (inputs, [first_out] + [fn(x, w0, b0) for x in inputs[1:]])
+            first.layout = layout
+        inputs, y0 = first.io
+        if sum(t.numel() * t.element_size() for t in y0) * (len(directions) + 3) > memory_budget:
+            return None
         ys = [
             [
                 fn(x, d[wname].to(w0.dtype), d[bname].to(w0.dtype) if b0 is not None else None)
@@ -201,9 +225,31 @@ def precompute(
             ]
             for d in directions
         ]
-    if sum(t.numel() * t.element_size() for t in y0) * (len(directions) + 3) > memory_budget:
-        return None
     return Injection(name, mod, y0, ys)
+
+
+class _Reached(BaseException):
+    """Raised by the hook that records the first layer's input, to end the forward there
+    (a BaseException, so that a model's own ``except Exception`` lets it through)."""
+
+
+def _inputs_of(layer: nn.Module, module: nn.Module, batches: Sequence[Batch]) -> list[Tensor]:
+    """The input of `layer` in a forward of `module` on each batch; each forward stops when
+    it reaches the layer, so this costs only what runs before it."""
+    inputs: list[Tensor] = []
+
+    def grab(m: nn.Module, args: tuple[Tensor, ...]) -> None:
+        inputs.append(args[0])
+        raise _Reached
+
+    h = layer.register_forward_pre_hook(grab)
+    try:
+        for b in batches:
+            with contextlib.suppress(_Reached):
+                forward(module, b)
+    finally:
+        h.remove()
+    return inputs
 
 
 def _layer_fn(mod: Layer) -> Callable[[Tensor, Tensor, Tensor | None], Tensor]:

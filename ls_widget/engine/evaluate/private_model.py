@@ -7,7 +7,9 @@ alias of a tensor is pointed at the same value.
 
 Before anything else the copy runs once at θ₀ on tensors of its own, which reports a failing
 forward with what it was given, and catches forwards that write: to their inputs (they get
-fresh copies from then on) or to their parameters and buffers (an error).
+fresh copies from then on) or to their parameters and buffers (an error). That run also
+counts what plans need (first_layer.census), on the first few samples of the first batch
+(`PROBE_SAMPLES`), so that building the copy costs a small share of one point.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
-from ..batch import Batch, forward
+from ..batch import Batch, Batches, forward
 from ..params import ParamSpace
-from . import speedups
-from .first_layer import find_first_layer
+from . import microbatch, speedups
+from .first_layer import Census, census
 from .scoring import check_output, forward_error
+
+PROBE_SAMPLES = 32  # samples of the first batch that the probe (a counted forward) sees
 
 
 class PrivateModel:
@@ -41,26 +45,38 @@ class PrivateModel:
         active: the binding the copy's tensors point at now (None: nobody's).
         first: its first layer, where that can be precomputed (first_layer.py).
         flops_per_point: arithmetic of one point over all the data, counted in one forward.
+        activation_bytes: the peak bytes of live activations per sample, counted there too.
+        folds: (layer, BatchNorm) pairs whose BatchNorm the loop may fold (fold_bn.py).
         narrow: (module, weight name, bias name) of the narrow Linears the loop computes
             padded (speedups.py): CPU float32 only, where MKL's small-N sgemm is slow.
         has_conv: the model has a Conv2d (channels_last pays on CPUs).
     """
 
-    def __init__(self, model: nn.Module, space: ParamSpace, batches: list[Batch]) -> None:
+    def __init__(self, model: nn.Module, space: ParamSpace, batches: Batches) -> None:
         self.space = space
         self.has_conv = any(isinstance(m, (nn.Conv2d,)) for m in model.modules())
         self.module = self._deep_copy(model)
         # Canonical name (as in named_parameters()) -> every alias: tied weights stay tied.
         self.alias_p = _aliases(self.module.named_parameters(remove_duplicate=False))
         self.alias_b = _aliases(self.module.named_buffers(remove_duplicate=False))
-        self._probe_forward(batches)
+        where = "the first batch" if len(batches) > 1 else "the data"
+        n_samples = sum(b.n for b in batches)
+        probe = _probe_batch(batches[0])
+        try:
+            counted = self._probe_forward(batches[0], probe, where, n_samples)
+        except Exception:
+            if probe is batches[0]:
+                raise
+            probe = batches[0]  # a model that needs its whole batch: probe on all of it
+            counted = self._probe_forward(probe, probe, where, n_samples)
         for name in self.alias_p:
             self.set_param(name, space.theta0[name])
         for name in self.alias_b:
             self.set_buffer(name, space.buffers0[name])
-        self.first, self.flops_per_point = find_first_layer(
-            self.module, batches[0], sum(b.n for b in batches)
-        )
+        self.first = counted.first
+        self.flops_per_point = counted.flops_per_point
+        self.activation_bytes = counted.activation_bytes
+        self.folds = counted.folds
         self.narrow: list[tuple[nn.Linear, str, str | None]] = []
         if space.device.type == "cpu":
             for qual, mod in speedups.narrow_linears(self.module):
@@ -134,8 +150,9 @@ class PrivateModel:
         clone.eval()
         return clone
 
-    def _probe_forward(self, batches: list[Batch]) -> None:
-        """Run the copy once at θ₀ on the first batch, all on tensors of its own.
+    def _probe_forward(self, first: Batch, probe: Batch, where: str, n_samples: int) -> Census:
+        """Run the copy once at θ₀ on `probe` (the first samples of the `first` batch), all on
+        tensors of its own, and count what `census` counts (for `n_samples` samples).
 
         A forward that fails, or returns nothing usable, is reported now with what it was
         given. Then writes: a forward that writes to its inputs gets fresh copies of them on
@@ -148,17 +165,17 @@ class PrivateModel:
             self.set_param(name, space.theta0[name].clone())
         for name in self.alias_b:
             self.set_buffer(name, space.buffers0[name].clone())
-        first = batches[0]
-        mine = Batch(
-            tuple(t.clone() for t in first.x), first.y, first.n,
-            {k: _clone(v) for k, v in first.kw.items()},
-        )
-        where = "the first batch" if len(batches) > 1 else "the data"
+        mine = _copied(probe)
         try:
-            with torch.no_grad():
-                out = forward(clone, mine)
-        except Exception as exc:
-            forward_error(exc, batches[0], where)
+            counted, out = census(clone, mine, n_samples)
+        except Exception:  # the model's fault, or the counting's: run it as it is to tell
+            counted = Census(None, 0.0, 0.0, [])
+            mine = _copied(probe)
+            try:
+                with torch.no_grad():
+                    out = forward(clone, mine)
+            except Exception as exc:
+                forward_error(exc, first, where)
         check_output(out, where)
         for kind, aliases, slots, snapshot in (
             ("parameter", self.alias_p, "_parameters", space.theta0),
@@ -180,8 +197,23 @@ class PrivateModel:
                         "evaluated would move the model for the next. Move that update out of "
                         "forward (into the training loop, or under `if self.training:`)" + cache
                     )
-        if not _same_tree((mine.x, mine.kw), (first.x, first.kw)):
+        if not _same_tree((mine.x, mine.kw), (probe.x, probe.kw)):
             clone.register_forward_pre_hook(_fresh_inputs, with_kwargs=True)
+        return counted
+
+
+def _copied(batch: Batch) -> Batch:
+    """`batch` with copies of its inputs (its targets shared)."""
+    return Batch(tuple(t.clone() for t in batch.x), batch.y, batch.n,
+                 {k: _clone(v) for k, v in batch.kw.items()})
+
+
+def _probe_batch(first: Batch) -> Batch:
+    """The first `PROBE_SAMPLES` samples of the first batch (all of it if it cannot be
+    split along its samples)."""
+    if first.n <= PROBE_SAMPLES or not microbatch.splittable(first):
+        return first
+    return microbatch.head(first, 0, PROBE_SAMPLES)
 
 
 def _aliases(named: Iterable[tuple[str, Tensor]]) -> dict[str, list[str]]:

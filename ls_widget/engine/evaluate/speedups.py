@@ -14,6 +14,10 @@ Hessian-vector products) see the model exactly as written:
   classifier's last layer) runs at a third of the speed of 16; the evaluator lays such a
   layer's weights out with zero rows up to 16 (`PAD_TO`), and the loop computes all 16 outputs
   and slices (1.6× faster for the MLP's 128→10 layer).
+- BatchNorm is folded into the Conv or Linear before it (fold_bn.py).
+
+The last two replace some modules' forwards (`Forwards`): inside a flattened Sequential as its
+steps, in any other model as instance forwards installed while the loop runs (`installed`).
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ _NARROW = range(9, PAD_TO)
 _SKIP = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
 
 Step = Callable[[Tensor], Tensor]
-Padded = Mapping[nn.Linear, tuple[Tensor, Tensor | None]]  # module → (16-row weight, bias)
+# Module → the forward that replaces its own in the loop (None: the identity, skipped). Each
+# returns a new tensor that only the next step sees.
+Forwards = Mapping[nn.Module, Step | None]
 M = TypeVar("M", bound=nn.Module)
 
 
@@ -60,19 +66,21 @@ def _leaves(seq: nn.Sequential) -> Iterator[nn.Module]:
             yield mod
 
 
-def _padded_step(w: Tensor, b: Tensor | None, n: int) -> Step:
+def padded_linear(w: Tensor, b: Tensor | None, n: int) -> Step:
+    """``linear(x, w, b)`` on the 16-row padded weight and bias, sliced to the `n` outputs."""
     return lambda x: nn.functional.linear(x, w, b)[..., :n]
 
 
-def _step(mod: nn.Module, padded: Padded) -> tuple[Step, bool] | None:
+def _step(mod: nn.Module, forwards: Forwards) -> tuple[Step, bool] | None:
     """A functional step equal to `mod(x)`, and whether its output is a new tensor that
     only the next step sees (None: skip the module, the identity in eval mode)."""
     hooked = bool(mod._forward_hooks or mod._forward_pre_hooks)
-    if isinstance(mod, _SKIP) and not hooked:
+    if (isinstance(mod, _SKIP) and not hooked) or (mod in forwards and forwards[mod] is None):
         return None
+    replaced = forwards.get(mod)
+    if replaced is not None:
+        return replaced, True
     if _plain(mod, nn.Linear):
-        if mod in padded:
-            return _padded_step(*padded[mod], mod.out_features), True
         weight: Tensor = mod.weight
         bias: Tensor | None = mod.bias  # None when built with bias=False
         return (lambda x: nn.functional.linear(x, weight, bias)), True
@@ -90,8 +98,11 @@ def _step(mod: nn.Module, padded: Padded) -> tuple[Step, bool] | None:
     return (mod if hooked else mod.forward), False
 
 
-def flatten(root: nn.Module, padded: Padded, owned: tuple[type, ...] = ()) -> list[Step] | None:
-    """`root` as a list of steps if it is a plain Sequential (else None).
+def flatten(
+    root: nn.Module, forwards: Forwards, owned: tuple[type, ...] = ()
+) -> list[Step] | None:
+    """`root` as a list of steps if it is a plain Sequential (else None); the modules in
+    `forwards` run their replacements.
 
     Tensors are bound now: rebuild after the copy's parameters are re-pointed. Modules of
     the `owned` types return buffers of ours (may be overwritten in place).
@@ -105,7 +116,7 @@ def flatten(root: nn.Module, padded: Padded, owned: tuple[type, ...] = ()) -> li
             steps.append(torch.relu_ if fresh else torch.relu)
             fresh = True
             continue
-        made = _step(mod, padded)
+        made = _step(mod, forwards)
         if made is not None:
             steps.append(made[0])
             fresh = made[1] or (isinstance(mod, owned) and not mod._forward_hooks)
@@ -120,15 +131,20 @@ def run(steps: list[Step], x: Tensor) -> Tensor:
 
 
 @contextmanager
-def padded_forwards(padded: Padded) -> Iterator[None]:
-    """For models that do not flatten: narrow Linears compute padded while inside."""
-    for mod, (w, b) in padded.items():
-        # An instance attribute shadows the class's forward until `del`, which mypy forbids.
-        mod.forward = _padded_step(  # type: ignore[method-assign,assignment]
-            w, b, mod.out_features
-        )
+def installed(forwards: Forwards) -> Iterator[None]:
+    """For models that do not flatten: the replacement forwards installed while inside."""
+    for mod, step in forwards.items():
+        # An instance attribute shadows the class's forward until `del`.
+        mod.forward = step if step is not None else _identity
     try:
         yield
     finally:
-        for mod in padded:
+        for mod in forwards:
             del mod.forward
+
+
+def _identity(x: Tensor) -> Tensor:
+    return x
+
+
+padded_forwards = installed  # the name run.py calls it by
