@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import warnings
+import weakref
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from helpers import cnn_bn, mlp
+from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 import ls_widget as lw
@@ -212,6 +215,60 @@ def test_data_over_the_budget_streams_with_the_same_values():
         # float tolerance against the cached run; the same bits from one streamed run to the next.
         np.testing.assert_allclose(a.values["loss"], b.values["loss"], rtol=1e-6)
         assert np.array_equal(b.values["loss"], c.values["loss"])
+
+
+class _Tracked:
+    """A collate function that keeps a weak reference to every image batch it makes."""
+
+    def __init__(self) -> None:
+        self.refs: list[weakref.ref] = []
+
+    def __call__(self, items):
+        X = torch.stack([x for x, _ in items])
+        self.refs.append(weakref.ref(X))
+        return X, torch.stack([y for _, y in items])
+
+    def alive(self) -> int:
+        gc.collect()
+        return sum(r() is not None for r in self.refs)
+
+
+def test_streamed_images_are_not_kept_between_passes():
+    """A streamed conv net's batches (laid out in channels_last and split into micro-batches
+    on the CPU) are made again in every pass: the binding holds the first batch, no more."""
+    torch.manual_seed(0)
+    X, y = torch.randn(256, 1, 8, 8), torch.randint(0, 10, (256,))
+    model = cnn_bn().eval()
+    tracked = _Tracked()
+    loader = DataLoader(TensorDataset(X, y), batch_size=32, collate_fn=tracked)
+    with pytest.warns(UserWarning, match=r"read again"):
+        land = lw.Landscape(model, loader, memory="20KB")
+    d1, d2 = lw.directions.random(model, 0), lw.directions.random(model, 1)
+    surf = land.plane(d1, d2, n=3)
+    assert land.evaluator.chosen.get("memory_format") == "channels_last"
+    reads = len(tracked.refs)
+    assert reads >= 9 * 8  # every point read the 8 batches again
+    assert tracked.alive() <= 2, tracked.alive()  # the first batch (and its re-read check)
+    cached = lw.Landscape(model, (X, y), batch_size=32).plane(d1, d2, n=3)
+    np.testing.assert_allclose(surf.values["loss"], cached.values["loss"], rtol=1e-6)
+
+
+def test_channels_last_batches_are_made_per_pass_not_kept():
+    """Cached images laid out in channels_last: the copies live for one forward each."""
+    torch.manual_seed(0)
+    X, y = torch.randn(512, 3, 8, 8), torch.randint(0, 10, (512,))  # 3 channels: a copy
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(4 * 6 * 6, 10)).eval()
+    land = lw.Landscape(model, (X, y), batch_size=64)
+    d = lw.directions.random(model, 0)
+    land.line(d, n=3)
+    binding = land.evaluator.bind([d]).binding
+    assert binding.channels_last
+    refs = [weakref.ref(piece.x[0]) for piece in binding.laid_out]
+    assert len(refs) == 8 and all(r().is_contiguous(memory_format=torch.channels_last)
+                                  for r in refs if r() is not None)
+    gc.collect()
+    assert sum(r() is not None for r in refs) == 1  # the first batch, kept for probes
 
 
 def test_numpy_data_converted_past_the_budget_is_converted_every_pass():

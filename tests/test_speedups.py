@@ -463,7 +463,7 @@ def test_the_centre_is_evaluated_once_and_reused(trained_mlp, digits_small):
     pts = np.array([[0.5, 0.0], [0.0, 0.0], [0.0, -0.5]])
     calls.clear()
     got = bound.evaluate(pts)
-    assert len(calls) == 2 * len(bound.binding.laid_out)  # θ₀ not again
+    assert len(calls) == 2 * len(list(bound.binding.laid_out))  # θ₀ not again
     np.testing.assert_array_equal(got[1], centre)
     fresh = lw.Landscape(trained_mlp, digits_small, loss, strategy="loop").evaluator
     np.testing.assert_array_equal(fresh.bind([d1, d2]).evaluate(pts), got)  # computed anew

@@ -8,8 +8,7 @@ shared private copy at its vectors; run.py runs points on it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -39,8 +38,10 @@ class Binding:
         buffer_names: floating buffers some direction moves.
         flats, buf_flats: the moving parameters and buffers, per dtype.
         laid_out: `batches` in this binding's memory format, split into micro-batches of
-            `micro` samples where they are larger (microbatch.py); what the loop runs on.
+            `micro` samples where they are larger (microbatch.LaidOut, made in every pass);
+            what the loop runs on.
         first_laid_out: the first batch in this memory format, whole.
+        splits: `laid_out` splits some batch into micro-batches.
         forwards: modules whose forward the loop replaces while `fast` (speedups.py):
             narrow Linears computed padded to 16 rows, BatchNorms folded into their layer.
         folds: the folded (layer, BatchNorm) pairs (fold_bn.py), refreshed at every move.
@@ -80,8 +81,9 @@ class Binding:
         self.forwards: dict[nn.Module, speedups.Step | None] = {}
         self.folds: list[fold_bn.Fold] = []
         self.folding = True  # BatchNorms folded while `fast`, unless the check says otherwise
-        self.laid_out: list[Batch] = []  # set by `relayout`, as is `first_laid_out`
+        self.laid_out: Iterable[Batch] = ()  # set by `relayout`, as are the two below
         self.first_laid_out: Batch = batches[0]
+        self.splits = False
         self.injection: Injection | None = None
         self.mode = "loop"
         self.vmap_chunk = 1
@@ -136,14 +138,8 @@ class Binding:
             mod: speedups.padded_linear(padded(wn), padded(bn) if bn else None, mod.out_features)
             for mod, wn, bn in self.private.narrow
         }
-        self.first_laid_out = _to_layout(self.batches[0], channels_last)
-        self.laid_out = [
-            piece
-            for i, b in enumerate(self.batches)
-            for piece in microbatch.split(
-                self.first_laid_out if i == 0 else _to_layout(b, channels_last), micro
-            )
-        ]
+        laid = microbatch.LaidOut(self.batches, channels_last, micro)
+        self.laid_out, self.first_laid_out, self.splits = laid, laid.first, laid.splits
         self.injection = None  # precomputed for the batches as they were laid out
         self.attach()
         self._install_folds()
@@ -181,14 +177,15 @@ class Binding:
         private.active = self
 
     def prepare_injection(self) -> bool:
-        """Precompute the first layer's output at θ₀ and along each direction, if it pays."""
+        """Precompute the first layer's output at θ₀ and along each direction, if it fits
+        the budget (never for streamed data: its inputs alone would not)."""
         first = self.private.first
-        if first is None:
+        if first is None or not microbatch.kept(self.batches):
             return False
         injection = precompute(
             first, self.space.theta0, self.directions, self.flats + self.buf_flats,
             self.laid_out, self.private.module, self.memory_budget,
-            layout=(self.channels_last, self.micro),
+            layout=(self.channels_last, self.micro), given=self.batches[0],
         )
         if injection is None:
             return False
@@ -219,10 +216,3 @@ class Binding:
             for fold in self.folds:
                 fold.refresh()
 
-
-def _to_layout(batch: Batch, channels_last: bool) -> Batch:
-    """`batch` with 4D image inputs in channels_last (the first input only)."""
-    if channels_last and batch.x and batch.x[0].dim() == 4:
-        x0 = batch.x[0].contiguous(memory_format=torch.channels_last)
-        return replace(batch, x=(x0, *batch.x[1:]))
-    return batch

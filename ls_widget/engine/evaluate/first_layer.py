@@ -10,7 +10,7 @@ so the plan uses it from a fan-in of 16 on (plan.py).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -182,16 +182,18 @@ def precompute(
     theta0: dict[str, Tensor],
     directions: Sequence[Direction],
     flats: Sequence[Flat],
-    batches: Sequence[Batch],
+    batches: Iterable[Batch],
     module: nn.Module,
     memory_budget: float,
     layout: Hashable = None,
+    given: Batch | None = None,
 ) -> Injection | None:
     """The first layer's output at θ₀ and along each direction, if it fits the budget.
 
     `module` is the private copy, attached to `flats` (set to θ₀ here to record the layer's
     inputs, the first time for each `layout`: a key of how `batches` are laid out). The
-    budget is checked on the first batch before anything else is computed.
+    budget is checked on the first batch before anything else is computed; the layer's
+    inputs count too unless they are views of `given` (the first batch as the data gave it).
     """
     name, mod = first.name, first.module
     if not name:
@@ -207,12 +209,19 @@ def precompute(
         if first.io is None or first.layout != layout:  # the same for every binding
             for f in flats:
                 f.work.copy_(f.theta)
-            inputs = _inputs_of(mod, module, batches)
-            first_out = fn(inputs[0], w0, b0)
-            n = sum(b.n for b in batches)
-            need = first_out.numel() * first_out.element_size() * n / max(1, batches[0].n)
-            if need * (len(directions) + 3) > memory_budget:
+            pieces = list(batches)
+            head = _inputs_of(mod, module, pieces[:1])
+            first_out = fn(head[0], w0, b0)
+            # Its inputs are kept too, where they are not views of the data (the data as
+            # laid out in channels_last, an embedding's output): all counted on the first
+            # batch, before the other batches run.
+            per_sample = (len(directions) + 3) * _nbytes(first_out)
+            if given is None or not _shares_storage(head[0], given):
+                per_sample += _nbytes(head[0])
+            n = sum(b.n for b in pieces)
+            if per_sample * n / max(1, pieces[0].n) > memory_budget:
                 return None
+            inputs = head + _inputs_of(mod, module, pieces[1:])
             first.io = (inputs, [first_out] + [fn(x, w0, b0) for x in inputs[1:]])
             first.layout = layout
         inputs, y0 = first.io
@@ -226,6 +235,16 @@ def precompute(
             for d in directions
         ]
     return Injection(name, mod, y0, ys)
+
+
+def _nbytes(t: Tensor) -> int:
+    return t.numel() * t.element_size()
+
+
+def _shares_storage(t: Tensor, batch: Batch) -> bool:
+    """`t` is a view of one of the batch's input tensors (same storage)."""
+    ptr = t.untyped_storage().data_ptr()
+    return any(x.untyped_storage().data_ptr() == ptr for x in batch.inputs())
 
 
 class _Reached(BaseException):

@@ -21,12 +21,13 @@ counted once in one forward), never of timings: a power of two, so that it rarel
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 
+import torch
 from torch import Tensor
 
-from ..batch import Batch
+from ..batch import Batch, Batches
 from ..convert import slice_samples
 
 # Activations per micro-batch: the peak bytes of one forward's live tensors. 16 MiB gives
@@ -67,7 +68,46 @@ def split(batch: Batch, size: int | None) -> list[Batch]:
     return [head(batch, i, min(i + size, batch.n)) for i in range(0, batch.n, size)]
 
 
-def total(batches: Sequence[Batch]) -> int:
+class LaidOut:
+    """The batches as the loop runs them, made on the fly in every pass: the first input of
+    4D images in channels_last (if asked), batches larger than `micro` samples split into
+    micro-batches (views). Nothing is kept but the first batch in this layout, so a cached
+    source costs no second copy of the data and a streamed one stays streamed.
+
+    Attributes:
+        first: the first batch in this layout, whole (probes and checks run on it).
+        splits: some batch is split into micro-batches (judged on the first batch when the
+            source is streamed).
+    """
+
+    def __init__(self, batches: Batches, channels_last: bool, micro: int | None) -> None:
+        self.batches, self.channels_last, self.micro = batches, channels_last, micro
+        self.first = to_layout(batches[0], channels_last)
+        known = batches if kept(batches) else [batches[0]]
+        self.splits = micro is not None and splittable(self.first) and any(
+            b.n > micro for b in known
+        )
+
+    def __iter__(self) -> Iterator[Batch]:
+        for i, batch in enumerate(self.batches):
+            laid = self.first if i == 0 else to_layout(batch, self.channels_last)
+            yield from split(laid, self.micro)
+
+
+def kept(batches: Batches) -> bool:
+    """The batches are held in memory (a list, or a cached source), not re-read every pass."""
+    return isinstance(batches, list) or bool(getattr(batches, "cached", False))
+
+
+def to_layout(batch: Batch, channels_last: bool) -> Batch:
+    """`batch` with 4D image inputs in channels_last (the first input only)."""
+    if channels_last and batch.x and batch.x[0].dim() == 4:
+        x0 = batch.x[0].contiguous(memory_format=torch.channels_last)
+        return replace(batch, x=(x0, *batch.x[1:]))
+    return batch
+
+
+def total(batches: Iterable[Batch]) -> int:
     """Samples in `batches`."""
     return sum(b.n for b in batches)
 

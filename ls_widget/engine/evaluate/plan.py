@@ -12,8 +12,9 @@ a tile is a pure function of the inputs. The speed measured here only feeds time
   agree with the plain loop at a point;
 - vmap on GPUs and for small data, in chunks bounded by the memory budget.
 
-Calibration costs a small share of one point: its checks run on the first samples of the
-data (two micro-batches, or `CHECK_SAMPLES`), not on all of it.
+Calibration costs a small share of one point: its checks run on the first `CHECK_SAMPLES`
+samples of the data (on its first batches while the first layer is precomputed), not on all
+of it.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ MAX_TILE = 512
 # passes per output per point: it pays from about this fan-in (measured on CPU: the digits
 # MLP's 64 and 3-channel image stems' 27–147 gain 1.2–1.7×, a 1-channel 3×3 conv's 9 loses).
 INJECT_MIN_FAN_IN = 16
-CHECK_SAMPLES = 128  # samples the shortcuts are checked on, where the first batch has more
+CHECK_SAMPLES = 32  # samples the shortcuts are checked on, where the first batch has more
 
 PlanKey = tuple[tuple[str, ...], tuple[str, ...], int]  # moving params, moving buffers, k
 
@@ -146,22 +147,22 @@ def apply(b: Binding, plan: Plan) -> None:
 
 def check_data(b: Binding) -> tuple[list[Batch], list[Batch]]:
     """The first samples of the data twice: as one batch (the reference) and as the binding
-    runs them. While the first layer is precomputed, for the binding's own batches, those
-    are its first batches (two micro-batches, or one whole batch); else the first
-    `CHECK_SAMPLES` samples at most, split in two or more micro-batches if the binding
-    splits."""
+    runs them. While the first layer is precomputed for the binding's own batches, those are
+    its first batches (two micro-batches, or one whole batch); else the first
+    `CHECK_SAMPLES`, in two micro-batches if the binding splits (a split of any size shows
+    whether the model or the loss mixes samples, and rounding does not depend on it)."""
     first = b.first_laid_out
     if b.injection is not None:
-        if b.laid_out[0].n == first.n:
+        pieces = microbatch.split(first, b.micro)[:2]  # the loop's first pieces
+        if len(pieces) == 1:
             return [first], [first]
-        pieces = b.laid_out[:2]
         return [microbatch.head(first, 0, microbatch.total(pieces))], pieces
     if not microbatch.splittable(first):
         return [first], [first]
-    micro = b.micro if b.micro is not None and b.micro < first.n else None
-    size = min(first.n, CHECK_SAMPLES, 2 * micro if micro is not None else first.n)
+    size = min(first.n, CHECK_SAMPLES)
     head = microbatch.head(first, 0, size) if size < first.n else first
-    return [head], microbatch.split(head, micro)
+    split = b.micro is not None and b.micro < first.n and size > 1
+    return [head], microbatch.split(head, -(-size // 2) if split else None)
 
 
 def verify(b: Binding, probe: np.ndarray) -> tuple[dict[str, object], float]:
@@ -171,12 +172,12 @@ def verify(b: Binding, probe: np.ndarray) -> tuple[dict[str, object], float]:
     kept, for `chosen`, and the seconds per point it took, scaled to all the data.
     """
     inject = b.injection is not None
-    split = len(b.laid_out) > len(b.batches)
+    split = b.splits
     while True:
         agreed, seconds = _first_agreeing(b, probe)
         if agreed:
             return _verdict(b, inject, split), seconds
-        if len(b.laid_out) == len(b.batches):  # not even the plain loop agrees with itself
+        if not b.splits:  # not even the plain loop agrees with itself
             b.drop_injection()  # (a random forward): run it plainly
             b.fast = False
             return _verdict(b, inject, split), seconds
@@ -192,10 +193,16 @@ def _first_agreeing(b: Binding, probe: np.ndarray) -> tuple[bool, float]:
     ref_data, data = check_data(b)
     b.fast = False
     b.set_injected(False)
-    with restricted(b, ref_data):
-        t0 = time.perf_counter()
-        ref = loop(b, probe)  # errors in the model or the loss surface here
-        seconds = (time.perf_counter() - t0) * b.n_samples / microbatch.total(ref_data)
+    try:
+        with restricted(b, ref_data):
+            t0 = time.perf_counter()
+            ref = loop(b, probe)  # errors in the model or the loss surface here
+            seconds = (time.perf_counter() - t0) * b.n_samples / microbatch.total(ref_data)
+    except Exception:
+        if ref_data[0] is not b.first_laid_out:  # say it of the user's batch, not our slice
+            with restricted(b, [b.first_laid_out]):
+                loop(b, probe)
+        raise
     if len(data) > len(ref_data) and mixes_samples(b, ref_data[0], data):
         return False, seconds
     shortcuts = (len(data) > len(ref_data) or b.injection is not None or b.folds
@@ -267,7 +274,7 @@ def _verdict(b: Binding, inject: bool, split: bool) -> dict[str, object]:
     """What the check kept, for `chosen`."""
     verdict: dict[str, object] = {}
     if split:
-        verdict["micro_batch"] = b.micro if len(b.laid_out) > len(b.batches) else (
+        verdict["micro_batch"] = b.micro if b.splits else (
             "rejected (numerical check failed)"
         )
     if inject:

@@ -28,7 +28,7 @@ from . import microbatch, speedups
 from .first_layer import Census, census
 from .scoring import check_output, forward_error
 
-PROBE_SAMPLES = 32  # samples of the first batch that the probe (a counted forward) sees
+PROBE_SAMPLES = 16  # samples of the first batch that the probe (a counted forward) sees
 
 
 class PrivateModel:

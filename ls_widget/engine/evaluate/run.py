@@ -47,7 +47,7 @@ def loop(b: Binding, coeffs: np.ndarray) -> np.ndarray:
     # is combined in this same order, so the order changes no value.
     order = np.lexsort((coeffs[:, 0], *coeffs[:, :0:-1].T)) if b.k > 1 else np.arange(P)
     last_rest: list[float] | None = None
-    positional = not any(batch.kw for batch in b.laid_out)  # a Sequential takes one input
+    positional = not b.first_laid_out.kw  # a Sequential takes one input
     steps = (
         speedups.flatten(module, b.padded, (Injected,)) if b.fast and positional else None
     )
@@ -65,11 +65,14 @@ def loop(b: Binding, coeffs: np.ndarray) -> np.ndarray:
     # Scores stay 0-d tensors until the end: one stack for the whole call rather than a
     # few small ops per point (and no device sync per point on GPUs).
     scores: list[Tensor] = []
+    sizes: list[int] = []  # samples per piece of a pass (the pieces are made as they run)
     with torch.no_grad(), context:
-        for c in coeffs[order].tolist():
+        for p, c in enumerate(coeffs[order].tolist()):
             new_row = c[1:] != last_rest
             b.move(c, new_row)
             for bi, batch in enumerate(b.laid_out):
+                if p == 0:
+                    sizes.append(batch.n)
                 if inj is not None:
                     inj.feed(bi, c, new_row)
                 if state is None:
@@ -83,8 +86,8 @@ def loop(b: Binding, coeffs: np.ndarray) -> np.ndarray:
             last_rest = c[1:]
         per_batch = torch.stack(scores).to(torch.float64)
     names = scorer.mean_names
-    weights = torch.tensor([batch.n for batch in b.laid_out], dtype=torch.float64)
-    per_batch = per_batch.cpu().reshape(P, len(b.laid_out), len(names))
+    weights = torch.tensor(sizes, dtype=torch.float64)
+    per_batch = per_batch.cpu().reshape(P, len(sizes), len(names))
     means = np.empty((P, len(names)))
     means[order] = ((per_batch * weights[:, None]).sum(dim=1) / b.n_samples).numpy()
     if state is None:
