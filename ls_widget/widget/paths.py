@@ -10,28 +10,21 @@ either order, and never over another plane, where the coordinates would mean not
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
 from ..directions import Direction
+from ..figures import contour as figures
 
 MARGIN = 0.25
 """The default span leaves this fraction of the path's extent around it."""
 
 
-class PathLike(Protocol):
-    """What the view needs of an `lw.Path`: one entry per snapshot, in training order."""
-
-    @property
-    def alpha(self) -> np.ndarray:
-        """Coordinate of each snapshot along d1."""
-
-    @property
-    def beta(self) -> np.ndarray:
-        """Coordinate of each snapshot along d2."""
+class PathLike(figures.PathLike, Protocol):
+    """What the view needs of an `lw.Path`: the figures' points and labels (labels are the
+    hover texts, "step 120 · loss 0.41"), with the step and loss of each snapshot."""
 
     @property
     def steps(self) -> np.ndarray:
@@ -40,10 +33,6 @@ class PathLike(Protocol):
     @property
     def loss(self) -> np.ndarray:
         """Recorded loss of each snapshot (NaN where none was recorded)."""
-
-    @property
-    def labels(self) -> Sequence[str]:
-        """Hover text of each snapshot ("step 120 · loss 0.41")."""
 
 
 @dataclass(frozen=True)
