@@ -14,7 +14,7 @@ from .engine.heap import keep_heap
 from .engine.jobs import JobEstimate, JobTooLarge
 from .engine.landscape import Landscape
 from .engine.sampling import Grid, Tile
-from .results import Curve, Surface, load
+from .results import Curve, Surface, load, load_directions
 from .trajectory import Path, Recorder, Trajectory
 
 __version__ = "0.1.0"
@@ -59,5 +59,6 @@ __all__ = [
     "explore",
     "keep_heap",
     "load",
+    "load_directions",
     "metrics",
 ]

@@ -117,6 +117,7 @@ class SlicesMixin:
             values={m: v[0] for m, v in vals.items()},
             directions=(d.provenance,),
             meta=self.describe(dirs, adaptive=adaptive),
+            direction_tensors=(d,),
         )
 
     def plane(
@@ -162,7 +163,7 @@ class SlicesMixin:
         """The `Surface` record of values computed on `grid` along `dirs` (with `meta`)."""
         return Surface(x=grid.x, y=grid.y, values=values, evaluated=evaluated,
                        directions=tuple(d.provenance for d in dirs),
-                       meta=self.describe(dirs, **meta))
+                       meta=self.describe(dirs, **meta), direction_tensors=tuple(dirs))
 
     def _collect(
         self: _Host, grid: Grid, dirs: list[Direction], adaptive: bool, tol: float,

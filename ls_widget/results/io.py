@@ -1,36 +1,197 @@
-"""Files of records: the ls-widget `.npz` format (arrays plus a JSON header of provenance).
+"""Files of records: which format a path names, and the ls-widget `.npz` format.
 
-Pure format code: it reads and writes a header and named arrays, and knows nothing of the
-record classes, so `records` builds on it and never the other way round.
+- ``.npz`` (the default, and what a path without a suffix gets): arrays plus a JSON header of
+  provenance, written and read here with NumPy alone.
+- ``.h5`` / ``.hdf5``: the layout of the reference code (tomgoldstein/loss-landscape) plus our
+  provenance, optionally the directions themselves (`hdf5`; needs h5py).
+- ``.vts`` / ``.vtp``: VTK XML for ParaView, a structured grid or a polygonal surface
+  (`vtk`; needs pyevtk). Exports: written, not read back.
+
+Pure format code: the formats exchange `Contents` (arrays, header, direction tensors) and know
+nothing of the record classes, so `records` builds on them and never the other way round. The
+optional packages are imported only when a file of theirs is written or read.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from ..directions.direction import Direction
+
 FORMAT = "ls-widget"
 FORMAT_VERSION = 1
-SUFFIXES = (".npz",)
-"""File types `save` writes and `load` reads."""
+
+FORMATS: dict[str, str] = {
+    ".npz": "npz", ".h5": "hdf5", ".hdf5": "hdf5", ".vts": "vts", ".vtp": "vtp",
+}
+"""File suffix → format, for `save`."""
+SUFFIXES = tuple(FORMATS)
+"""File types `save` writes."""
+READABLE = (".npz", ".h5", ".hdf5")
+"""File types `load` reads (VTK files are exports for ParaView)."""
+
+
+@dataclass(frozen=True)
+class Contents:
+    """What a file of a Curve or Surface holds, whatever its format.
+
+    Attributes:
+        header: ``kind`` ("curve" or "surface"), ``metrics`` (names, in order),
+            ``directions`` (provenance dicts) and ``meta``.
+        x: the α values, shape (nx,).
+        values: metric name → (nx,) for a curve, (ny, nx) for a surface (``Z[i, j]`` at
+            ``(x[j], y[i])``).
+        y: the β values (ny,), None for a curve.
+        evaluated: (ny, nx) bool mask of the evaluated points, None for a curve.
+        tensors: the directions themselves (`Direction` objects), when the file holds them.
+    """
+
+    header: dict[str, Any]
+    x: np.ndarray
+    values: Mapping[str, np.ndarray]
+    y: np.ndarray | None = None
+    evaluated: np.ndarray | None = None
+    tensors: tuple[Direction, ...] = field(default=())
+
+    @property
+    def kind(self) -> str:
+        """"curve" or "surface"."""
+        return "curve" if self.y is None else "surface"
+
+
+def optional(module: str) -> ModuleType:
+    """Import an optional package of the ``files`` extra, or say how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(
+            f"this file type needs the package {module!r}, which is not installed; install the "
+            "optional file formats with pip install 'ls-widget[files]'"
+        ) from exc
+
+
+def format_of(path: str | os.PathLike[str], *, reading: bool = False) -> tuple[str, str]:
+    """``(file name, format)`` for `path`; a path without a suffix is an ``.npz``.
+
+    Raises:
+        ValueError: an unknown suffix (or, when `reading`, a VTK export), naming it and the
+            supported ones.
+    """
+    p = Path(os.fspath(path))
+    if not p.suffix:
+        return str(p.with_suffix(".npz")), "npz"
+    suffix = p.suffix.lower()
+    supported = READABLE if reading else SUFFIXES
+    if suffix not in supported:
+        verb = "read" if reading else "save to"
+        why = (f"{suffix!r} files are exports for ParaView, not read back" if suffix in FORMATS
+               else f"unknown file type {suffix!r}")
+        raise ValueError(
+            f"cannot {verb} {str(p)!r}: {why}; supported: {', '.join(supported)} "
+            f"(e.g. {p.with_suffix('.npz').name!r})"
+        )
+    return str(p), FORMATS[suffix]
+
+
+def check_options(
+    path: str | os.PathLike[str], *, directions: bool, z: str | None = None,
+    log: bool = False, zmax: float | None = None,
+) -> tuple[str, str]:
+    """``(file name, format)`` of `path`, after checking that the format has a place for the
+    options given: direction tensors in ``.h5`` only; `z`, `log`, `zmax` in VTK files only.
+    Options that a format cannot hold are errors, never silently dropped."""
+    out, fmt = format_of(path)
+    if directions and fmt != "hdf5":
+        raise ValueError(
+            f"directions= is saved in .h5 files only, not in {fmt} ({out!r}); save to an .h5 "
+            "(e.g. surf.save('plane.h5', directions=True))"
+        )
+    vtk_options = {"z": z, "log": log, "zmax": zmax}
+    if fmt not in ("vts", "vtp") and (z is not None or log or zmax is not None):
+        given = ", ".join(f"{k}={v!r}" for k, v in vtk_options.items() if v not in (None, False))
+        raise ValueError(
+            f"{given}: these shape the heights of VTK files (.vts, .vtp), not of {fmt} "
+            f"({out!r}); drop them or save to a .vtp"
+        )
+    return out, fmt
+
+
+def save(
+    path: str | os.PathLike[str],
+    contents: Contents,
+    *,
+    directions: Sequence[Mapping[str, Tensor]] = (),
+    z: str | None = None,
+    log: bool = False,
+    zmax: float | None = None,
+) -> str:
+    """Write `contents` in the format `path` names; returns the file written.
+
+    `directions` (tensors) go into ``.h5`` files only; `z`, `log` and `zmax` shape the
+    heights of ``.vts``/``.vtp`` files only (see `vtk.write`); see `check_options`.
+    """
+    out, fmt = check_options(path, directions=bool(directions), z=z, log=log, zmax=zmax)
+    if fmt == "npz":
+        return write_npz(out, contents.header, **_npz_arrays(contents))
+    if fmt == "hdf5":
+        from . import hdf5
+
+        return hdf5.write(out, contents, directions)
+    from . import vtk
+
+    return vtk.write(out, contents, structured=fmt == "vts", z=z, log=log, zmax=zmax)
+
+
+def load(path: str | os.PathLike[str]) -> Contents:
+    """The contents of an ``.npz`` or ``.h5`` file (ours, or the reference code's)."""
+    name, fmt = format_of(path, reading=True)
+    if not Path(os.fspath(path)).suffix and os.path.exists(path):
+        name = os.fspath(path)  # a file without a suffix, read as an .npz as it always was
+    if fmt == "hdf5":
+        from . import hdf5
+
+        return hdf5.read(name)
+    header, arrays = read_npz(name)
+    if header.get("kind") == "path":
+        raise ValueError(f"{name!r} holds a training path; read it with lw.Path.load")
+    values = {k: arrays[f"value_{k}"] for k in header["metrics"]}
+    if header["kind"] == "curve":
+        return Contents(header, arrays["x"], values)
+    return Contents(header, arrays["x"], values, y=arrays["y"], evaluated=arrays["evaluated"])
+
+
+def _npz_arrays(contents: Contents) -> dict[str, np.ndarray]:
+    arrays = {"x": contents.x, **{f"value_{k}": v for k, v in contents.values.items()}}
+    if contents.y is not None:
+        assert contents.evaluated is not None
+        arrays.update(y=contents.y, evaluated=contents.evaluated)
+    return arrays
 
 
 def target(path: str | os.PathLike[str]) -> str:
-    """The file a record is saved to: `path` with ``.npz`` added when it has no suffix.
+    """The ``.npz`` file `write_npz` writes: `path`, with ``.npz`` added when it has no suffix.
 
-    Any other suffix is an error rather than a file of another format under that name.
+    Any other suffix is an error rather than an .npz under that name.
     """
     p = Path(os.fspath(path))
     if not p.suffix:
         return str(p.with_suffix(".npz"))
-    if p.suffix.lower() not in SUFFIXES:
+    if p.suffix.lower() != ".npz":
         raise ValueError(
-            f"cannot save to {str(p)!r}: unknown file type {p.suffix!r}; supported: "
-            f"{', '.join(SUFFIXES)} (e.g. {p.with_suffix('.npz').name!r})"
+            f"cannot save to {str(p)!r}: unknown file type {p.suffix!r}; supported: .npz "
+            f"(e.g. {p.with_suffix('.npz').name!r})"
         )
     return str(p)
 
@@ -38,9 +199,7 @@ def target(path: str | os.PathLike[str]) -> str:
 def write_npz(path: str | os.PathLike[str], header: dict[str, Any], **arrays: np.ndarray) -> str:
     """Write `arrays` and the JSON `header` (format name and version added) to an .npz."""
     out = target(path)
-    text = json.dumps({"format": FORMAT, "version": FORMAT_VERSION, **header},
-                      default=_json_default)
-    payload: dict[str, Any] = {"header": np.array(text), **arrays}
+    payload: dict[str, Any] = {"header": np.array(header_text(header)), **arrays}
     np.savez_compressed(out, **payload)
     return out
 
@@ -57,7 +216,14 @@ def read_npz(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, np
         return header, {k: f[k] for k in f.files if k != "header"}
 
 
-def _json_default(o: Any) -> Any:
+def header_text(header: dict[str, Any]) -> str:
+    """`header` as JSON, with the format name and version (NumPy scalars as numbers)."""
+    return json.dumps({"format": FORMAT, "version": FORMAT_VERSION, **header},
+                      default=json_default)
+
+
+def json_default(o: Any) -> Any:
+    """`json.dumps`'s fallback: NumPy scalars and arrays as numbers, anything else as text."""
     if isinstance(o, (np.floating, np.integer)):
         return o.item()
     if isinstance(o, np.ndarray):

@@ -1,22 +1,26 @@
 """Curve and Surface: immutable records of computed landscapes, with plotting and files.
 
 Plotters and exporters take these records and never recompute. Arrays are read-only numpy
-arrays; provenance of the directions travels with the values into saved files.
+arrays; provenance of the directions travels with the values into saved files, and the
+direction tensors themselves into .h5 files on request (``save(..., directions=True)``).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from ..figures.contour import plot_surface
 from ..figures.curves import plot_curve
 from . import io
+
+if TYPE_CHECKING:
+    from ..directions.direction import Direction
 
 
 def _frozen(a: Any, dtype: Any = np.float64) -> np.ndarray:
@@ -34,6 +38,22 @@ class _Record:
     values: Mapping[str, np.ndarray]
     directions: tuple[dict[str, Any], ...] = ()
     meta: dict[str, Any] = field(default_factory=dict)
+    # The Direction objects themselves (not copies: the record keeps them alive), for
+    # save(..., directions=True); not part of the record's value (equality, repr).
+    direction_tensors: tuple[Direction, ...] = field(default=(), compare=False, repr=False)
+
+    _AXES: ClassVar[int] = 1
+
+    def _check_tensors(self) -> None:
+        tensors = tuple(self.direction_tensors)
+        if tensors and (len(tensors) != self._AXES
+                        or not all(isinstance(d, Mapping) for d in tensors)):
+            raise ValueError(
+                f"direction_tensors: a {type(self).__name__} has {self._AXES} direction(s), "
+                f"given {len(tensors)} ({', '.join(type(d).__name__ for d in tensors)}); pass "
+                "the Directions it was computed along, or none"
+            )
+        object.__setattr__(self, "direction_tensors", tensors)
 
     def __getitem__(self, metric: str) -> np.ndarray:
         try:
@@ -65,6 +85,67 @@ class _Record:
         return {"kind": kind, "directions": list(self.directions), "meta": self.meta,
                 "metrics": list(self.values)}
 
+    def _contents(self) -> io.Contents:
+        raise NotImplementedError
+
+    def save(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        directions: bool | Sequence[Direction] = False,
+        z: str | None = None,
+        log: bool = False,
+        zmax: float | None = None,
+    ) -> str:
+        """Write the record to a file whose suffix names the format; returns the file written.
+
+        - ``.npz`` (the default; a path without a suffix gets it): the arrays and a JSON
+          header of the provenance. Read back with `lw.load`.
+        - ``.h5``: the layout of the reference code (tomgoldstein/loss-landscape):
+          ``xcoordinates``, ``ycoordinates``, ``train_loss``, ``train_acc`` (in percent), ...
+          in its flat meshgrid order, plus our provenance; its scripts (plot_2D, plot_1D,
+          h52vtp) read it, and so does `lw.load` (ours and the reference's files). Needs
+          ``pip install 'ls-widget[files]'``.
+        - ``.vts`` / ``.vtp``: VTK XML for ParaView, a structured grid or a surface of quads
+          (as the reference's h52vtp), every metric a point array, z the loss. Needs
+          ``pip install 'ls-widget[files]'``.
+
+        Any other suffix is an error.
+
+        Args:
+            path: the file.
+            directions: .h5 only: also write the direction tensors, in the reference's
+                ``xdirection``/``ydirection`` layout (one dataset per parameter, in
+                ``named_parameters()`` order) with their names; True: those this record was
+                computed along (`direction_tensors`), or a list of `Direction`s. Read them
+                back with ``lw.load(path).direction_tensors``.
+            z: .vts/.vtp only: the metric drawn as the height (default: the first).
+            log: .vts/.vtp only: heights ``log(z + 0.1)``, as h52vtp's ``--log``.
+            zmax: .vts/.vtp only: clip heights above this value, as h52vtp's ``--zmax``.
+        """
+        io.check_options(path, directions=directions is not False, z=z, log=log, zmax=zmax)
+        return io.save(path, self._contents(), directions=self._tensors_to_save(directions),
+                       z=z, log=log, zmax=zmax)
+
+    def _tensors_to_save(self, directions: bool | Sequence[Direction]) -> tuple[Direction, ...]:
+        if directions is False:
+            return ()
+        if directions is True:
+            if not self.direction_tensors:
+                raise ValueError(
+                    f"this {type(self).__name__} holds no direction tensors (it was loaded "
+                    "from a file without them, or built by hand); pass them: "
+                    "save(path, directions=[d1, d2])"
+                )
+            return self.direction_tensors
+        given = tuple(directions)
+        if len(given) != self._AXES or not all(isinstance(d, Mapping) for d in given):
+            raise ValueError(
+                f"directions: a {type(self).__name__} has {self._AXES} direction(s); pass "
+                f"True or a list of {self._AXES} Direction(s), got {directions!r}"
+            )
+        return given
+
 
 @dataclass(frozen=True)
 class Curve(_Record):
@@ -75,6 +156,8 @@ class Curve(_Record):
         values: metric name → array of shape (n,), NaN/inf where the loss is non-finite.
         directions: provenance of the direction (one dict).
         meta: model, data and evaluation details (e.g. the centre loss, dtype, device).
+        direction_tensors: the `Direction` itself, ``(d,)``, when known (a `line` fills it;
+            a file saved with ``directions=True`` restores it); else ``()``.
     """
 
     x: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -82,6 +165,7 @@ class Curve(_Record):
     def __post_init__(self) -> None:
         object.__setattr__(self, "x", _frozen(self.x))
         object.__setattr__(self, "values", _frozen_values(self.values))
+        self._check_tensors()
         for k, v in self.values.items():
             if v.shape != self.x.shape:
                 raise ValueError(f"metric {k!r} has shape {v.shape}, expected {self.x.shape}")
@@ -151,11 +235,8 @@ class Curve(_Record):
             raise ValueError(f"between={tuple(between)!r} names one point twice; pass two ends")
         return min(idx), max(idx)
 
-    def save(self, path: str | os.PathLike[str]) -> str:
-        """Write an .npz with the arrays and a JSON header of the provenance; returns the
-        path written (``.npz`` is added to a path without a suffix)."""
-        arrays = {f"value_{k}": v for k, v in self.values.items()}
-        return io.write_npz(path, self._header("curve"), x=self.x, **arrays)
+    def _contents(self) -> io.Contents:
+        return io.Contents(self._header("curve"), self.x, self.values)
 
 
 @dataclass(frozen=True)
@@ -170,11 +251,15 @@ class Surface(_Record):
             adaptive refinement filled the value by interpolation).
         directions: provenance of d₁ and d₂.
         meta: model, data and evaluation details.
+        direction_tensors: the `Direction`s themselves, ``(d₁, d₂)``, when known (`plane`
+            fills them; a file saved with ``directions=True`` restores them); else ``()``.
     """
 
     x: np.ndarray = field(default_factory=lambda: np.zeros(0))
     y: np.ndarray = field(default_factory=lambda: np.zeros(0))
     evaluated: np.ndarray | None = None
+
+    _AXES: ClassVar[int] = 2
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "x", _frozen(self.x))
@@ -186,6 +271,7 @@ class Surface(_Record):
                 raise ValueError(f"metric {k!r} has shape {v.shape}, expected {shape}")
         ev = np.ones(shape, bool) if self.evaluated is None else self.evaluated
         object.__setattr__(self, "evaluated", _frozen(ev, bool))
+        self._check_tensors()
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -233,25 +319,27 @@ class Surface(_Record):
             cmap=cmap, path=path, markers=markers,
         )
 
-    def save(self, path: str | os.PathLike[str]) -> str:
-        """Write an .npz with the arrays and a JSON header of the provenance; returns the
-        path written (``.npz`` is added to a path without a suffix)."""
-        arrays = {f"value_{k}": v for k, v in self.values.items()}
-        assert self.evaluated is not None
-        return io.write_npz(path, self._header("surface"), x=self.x, y=self.y,
-                            evaluated=self.evaluated, **arrays)
+    def _contents(self) -> io.Contents:
+        return io.Contents(self._header("surface"), self.x, self.values, y=self.y,
+                           evaluated=self.evaluated)
 
 
 def load(path: str | os.PathLike[str]) -> Curve | Surface:
-    """Read a Curve or Surface written by `.save()`."""
-    header, arrays = io.read_npz(path)
+    """Read a Curve or Surface from an ``.npz`` or ``.h5`` file.
+
+    Reads the files `.save()` writes and the surface files of the reference code
+    (tomgoldstein/loss-landscape: 1D, and 2D square or not, in its flat meshgrid order),
+    whose ``<set>_loss``/``<set>_acc`` become ``"<set>/loss"``/``"<set>/accuracy"`` (as a
+    fraction) and whose points still at crunch's -1 (not computed) become NaN, marked not
+    `evaluated`. A file saved with ``directions=True`` gives back its `direction_tensors`.
+    """
+    c = io.load(path)
     common = {
-        "values": {k: arrays[f"value_{k}"] for k in header["metrics"]},
-        "directions": tuple(header["directions"]),
-        "meta": header["meta"],
+        "values": dict(c.values),
+        "directions": tuple(c.header["directions"]),
+        "meta": c.header["meta"],
+        "direction_tensors": c.tensors,
     }
-    if header["kind"] == "path":
-        raise ValueError(f"{os.fspath(path)!r} holds a training path; read it with lw.Path.load")
-    if header["kind"] == "curve":
-        return Curve(x=arrays["x"], **common)
-    return Surface(x=arrays["x"], y=arrays["y"], evaluated=arrays["evaluated"], **common)
+    if c.y is None:
+        return Curve(x=c.x, **common)
+    return Surface(x=c.x, y=c.y, evaluated=c.evaluated, **common)
