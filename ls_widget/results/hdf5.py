@@ -45,7 +45,7 @@ import torch
 from torch import Tensor, nn
 
 from ..directions.direction import Direction
-from .io import FORMAT, Contents, header_text, json_default, optional
+from .contents import FORMAT, Contents, header_text, json_default, optional
 
 OURS = "ls_widget"
 """Our group in the file: header, mask, exact accuracies, buffer deltas."""

@@ -14,24 +14,19 @@ optional packages are imported only when a file of theirs is written or read.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .contents import FORMAT, Contents, header_text
+
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from ..directions.direction import Direction
-
-FORMAT = "ls-widget"
-FORMAT_VERSION = 1
 
 FORMATS: dict[str, str] = {
     ".npz": "npz", ".h5": "hdf5", ".hdf5": "hdf5", ".vts": "vts", ".vtp": "vtp",
@@ -41,45 +36,6 @@ SUFFIXES = tuple(FORMATS)
 """File types `save` writes."""
 READABLE = (".npz", ".h5", ".hdf5")
 """File types `load` reads (VTK files are exports for ParaView)."""
-
-
-@dataclass(frozen=True)
-class Contents:
-    """What a file of a Curve or Surface holds, whatever its format.
-
-    Attributes:
-        header: ``kind`` ("curve" or "surface"), ``metrics`` (names, in order),
-            ``directions`` (provenance dicts) and ``meta``.
-        x: the α values, shape (nx,).
-        values: metric name → (nx,) for a curve, (ny, nx) for a surface (``Z[i, j]`` at
-            ``(x[j], y[i])``).
-        y: the β values (ny,), None for a curve.
-        evaluated: (ny, nx) bool mask of the evaluated points, None for a curve.
-        tensors: the directions themselves (`Direction` objects), when the file holds them.
-    """
-
-    header: dict[str, Any]
-    x: np.ndarray
-    values: Mapping[str, np.ndarray]
-    y: np.ndarray | None = None
-    evaluated: np.ndarray | None = None
-    tensors: tuple[Direction, ...] = field(default=())
-
-    @property
-    def kind(self) -> str:
-        """"curve" or "surface"."""
-        return "curve" if self.y is None else "surface"
-
-
-def optional(module: str) -> ModuleType:
-    """Import an optional package of the ``files`` extra, or say how to install it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise ImportError(
-            f"this file type needs the package {module!r}, which is not installed; install the "
-            "optional file formats with pip install 'ls-widget[files]'"
-        ) from exc
 
 
 def format_of(path: str | os.PathLike[str], *, reading: bool = False) -> tuple[str, str]:
@@ -214,18 +170,3 @@ def read_npz(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, np
         if header.get("format") != FORMAT:
             raise ValueError(f"{path} is not an ls-widget file")
         return header, {k: f[k] for k in f.files if k != "header"}
-
-
-def header_text(header: dict[str, Any]) -> str:
-    """`header` as JSON, with the format name and version (NumPy scalars as numbers)."""
-    return json.dumps({"format": FORMAT, "version": FORMAT_VERSION, **header},
-                      default=json_default)
-
-
-def json_default(o: Any) -> Any:
-    """`json.dumps`'s fallback: NumPy scalars and arrays as numbers, anything else as text."""
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)

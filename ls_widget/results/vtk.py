@@ -29,7 +29,7 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from .io import Contents, optional
+from .contents import Contents, optional
 
 _LOG_SHIFT = 0.1  # h52vtp: np.log(z_array + 0.1)
 
