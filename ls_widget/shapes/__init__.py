@@ -1,0 +1,1 @@
+"""Shapes of loss curves and surfaces (Xu et al. 2024)."""
