@@ -184,7 +184,7 @@ class Binding:
             return False
         injection = precompute(
             first, self.space.theta0, self.directions, self.flats + self.buf_flats,
-            self.laid_out, self.private.module, self.memory_budget,
+            self.laid_out, self.private.module, self.memory_budget, self.n_samples,
             layout=(self.channels_last, self.micro), given=self.batches[0],
         )
         if injection is None:

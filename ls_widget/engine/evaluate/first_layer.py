@@ -185,6 +185,7 @@ def precompute(
     batches: Iterable[Batch],
     module: nn.Module,
     memory_budget: float,
+    n_samples: int,
     layout: Hashable = None,
     given: Batch | None = None,
 ) -> Injection | None:
@@ -209,8 +210,9 @@ def precompute(
         if first.io is None or first.layout != layout:  # the same for every binding
             for f in flats:
                 f.work.copy_(f.theta)
-            pieces = list(batches)
-            head = _inputs_of(mod, module, pieces[:1])
+            pieces = iter(batches)  # made on the fly: never all at once before the check
+            piece = next(pieces)
+            head = _inputs_of(mod, module, [piece])
             first_out = fn(head[0], w0, b0)
             # Its inputs are kept too, where they are not views of the data (the data as
             # laid out in channels_last, an embedding's output): all counted on the first
@@ -218,10 +220,9 @@ def precompute(
             per_sample = (len(directions) + 3) * _nbytes(first_out)
             if given is None or not _shares_storage(head[0], given):
                 per_sample += _nbytes(head[0])
-            n = sum(b.n for b in pieces)
-            if per_sample * n / max(1, pieces[0].n) > memory_budget:
+            if per_sample * n_samples / max(1, piece.n) > memory_budget:
                 return None
-            inputs = head + _inputs_of(mod, module, pieces[1:])
+            inputs = head + _inputs_of(mod, module, pieces)
             first.io = (inputs, [first_out] + [fn(x, w0, b0) for x in inputs[1:]])
             first.layout = layout
         inputs, y0 = first.io
@@ -252,7 +253,7 @@ class _Reached(BaseException):
     (a BaseException, so that a model's own ``except Exception`` lets it through)."""
 
 
-def _inputs_of(layer: nn.Module, module: nn.Module, batches: Sequence[Batch]) -> list[Tensor]:
+def _inputs_of(layer: nn.Module, module: nn.Module, batches: Iterable[Batch]) -> list[Tensor]:
     """The input of `layer` in a forward of `module` on each batch; each forward stops when
     it reaches the layer, so this costs only what runs before it."""
     inputs: list[Tensor] = []
