@@ -6,7 +6,7 @@ PyTorch, NumPy, SciPy and matplotlib; the widget (`explore`, `compare`, `Explore
 packages.
 """
 
-from . import directions, metrics
+from . import directions, metrics, shapes
 from .comparison import compare, compare_surfaces
 from .curvature import NonSmoothWarning
 from .directions import Direction
@@ -61,4 +61,5 @@ __all__ = [
     "load",
     "load_directions",
     "metrics",
+    "shapes",
 ]

@@ -1,13 +1,15 @@
 // anywidget entry of the single view: one panel (panel.ts) wired to a Session, redrawn on
-// animation frames, with a toolbar (progress, Save PNG) and a PNG snapshot for the kernel.
+// animation frames, with a toolbar (progress, Save PNG) and a PNG snapshot for the kernel, which
+// a saved notebook keeps (snapshot.ts).
 
 import type { Initialize, Render } from "@anywidget/types";
 import { FONT_FAMILY } from "./contour";
-import { canvasPngBytes, savePng } from "./export";
+import { savePng } from "./export";
 import { PanelView, devicePixelRatio, h, type PanelStyle } from "./panel";
 import type { Model, Traits } from "./protocol";
 import { Scheduler } from "./schedule";
 import { Session, type Dirty } from "./session";
+import { PictureSender, hideStaticPicture } from "./snapshot";
 import "./widget.css";
 
 /** CSS size of the contour view and of the curves panel. */
@@ -26,7 +28,6 @@ export function renderView(model: Model, el: HTMLElement): () => void {
   save.title = "Download the contour view as landscape.png, exactly as drawn";
 
   const dirty = new Set<Dirty>(["figure", "curves", "status"]);
-  let alive = true;
   const scheduler = new Scheduler(draw);
   const session = new Session(model, (what) => {
     what.forEach((w) => dirty.add(w));
@@ -38,6 +39,8 @@ export function renderView(model: Model, el: HTMLElement): () => void {
   const side = h("div", "lsw-side", root);
   side.appendChild(panel.curves);
   el.appendChild(root);
+  const pictures = new PictureSender(session, panel);
+  const showStaticPicture = hideStaticPicture(el);
 
   const style = (): PanelStyle => ({
     metric: session.trait("metric"),
@@ -49,27 +52,12 @@ export function renderView(model: Model, el: HTMLElement): () => void {
   function draw(): void {
     if (panel.resize(devicePixelRatio())) dirty.add("figure").add("curves");
     const s = style();
-    if (dirty.has("figure")) {
-      panel.drawFigure(s);
-      maybeSnapshot();
-    }
+    if (dirty.has("figure")) panel.drawFigure(s);
     if (dirty.has("curves")) panel.drawSide(s);
     panel.drawStatus();
     panel.drawOverlay();
     dirty.clear();
-  }
-
-  /** After a "done" of the current generation is drawn, send the kernel a PNG of it. */
-  function maybeSnapshot(): void {
-    const due = session.snapshotDue;
-    const g = session.grid;
-    if (due === null || !g || panel.drawnGrid !== g || g.gen !== due || !g.complete) return;
-    session.snapshotDue = null;
-    canvasPngBytes(panel.contour)
-      .then((png) => {
-        if (alive && session.generation === due) session.send({ type: "snapshot", gen: due }, [png]);
-      })
-      .catch((e) => console.warn("ls-widget: snapshot failed", e));
+    pictures.drawn(); // a complete surface drawn: its PNG for the kernel, once the view is still
   }
 
   const onMove = (ev: PointerEvent) => {
@@ -94,7 +82,8 @@ export function renderView(model: Model, el: HTMLElement): () => void {
   session.start();
 
   return () => {
-    alive = false;
+    pictures.stop();
+    showStaticPicture();
     scheduler.stop();
     session.stop();
     panel.overlay.removeEventListener("pointermove", onMove);

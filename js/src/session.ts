@@ -38,7 +38,8 @@ export class Session {
   picked: { x: number; y: number; gen: number } | null = null;
   /** Error of the current generation (message or status), shown over the plot. */
   errorMessage: string | null = null;
-  /** Generation whose "done" was received and whose snapshot is still to be sent. */
+  /** Generation whose complete picture changed (its "done", a restyle, a cross-section or
+   * trajectory drawn over it) and whose snapshot is still to be sent. */
   snapshotDue: number | null = null;
   /** Messages of an older generation dropped so far. */
   dropped = 0;
@@ -243,10 +244,12 @@ export class Session {
       case "cross":
         this.cross = msg;
         this.picked = null;
+        if (g.complete) this.snapshotDue = g.gen; // the picture now shows the cross-sections
         this.emit("curves", "figure");
         break;
       case "path":
         g.path = msg;
+        if (g.complete) this.snapshotDue = g.gen;
         this.emit("figure");
         break;
       default: {

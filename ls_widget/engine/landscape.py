@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -16,6 +17,7 @@ from .evaluate import Evaluator, LossFn, Metric
 from .evaluate.outputs import OutputPick
 from .jobs import JobSizing
 from .landscape_curvature import CurvatureMixin
+from .landscape_shapes import ShapesMixin
 from .landscape_slices import SlicesMixin
 from .layout import Layout
 from .memory import DEFAULT_MEMORY, parse_memory
@@ -32,30 +34,35 @@ class _Bindings:
         self._evaluator, self._size = evaluator, size
         # The list keeps the directions alive, so their ids stay unique while cached.
         self._cache: OrderedDict[tuple[int, ...], tuple[list, Bound]] = OrderedDict()
+        # The widget's worker, its gallery and a miner bind from their own threads.
+        self._lock = threading.RLock()
 
     def find(self, dirs: Sequence[Direction]) -> Bound | None:
         """The binding of `dirs` if cached."""
-        hit = self._cache.get(tuple(id(d) for d in dirs))
+        with self._lock:
+            hit = self._cache.get(tuple(id(d) for d in dirs))
         return None if hit is None else hit[1]
 
     def get(self, dirs: Sequence[Direction]) -> Bound:
         """The binding of `dirs`, cached or made."""
         key = tuple(id(d) for d in dirs)
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key][1]
-        bound = self._evaluator.bind(dirs)
-        self._cache[key] = (list(dirs), bound)
-        while len(self._cache) > self._size:
-            self._cache.popitem(last=False)
-        return bound
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key][1]
+            bound = self._evaluator.bind(dirs)
+            self._cache[key] = (list(dirs), bound)
+            while len(self._cache) > self._size:
+                self._cache.popitem(last=False)
+            return bound
 
     def clear(self) -> None:
         """Forget every binding."""
-        self._cache.clear()
+        with self._lock:
+            self._cache.clear()
 
 
-class Landscape(SlicesMixin, JobSizing, CurvatureMixin):
+class Landscape(SlicesMixin, JobSizing, CurvatureMixin, ShapesMixin):
     """The loss landscape of `model` on `data`: evaluate it along lines and planes.
 
     Args:
@@ -96,7 +103,8 @@ class Landscape(SlicesMixin, JobSizing, CurvatureMixin):
 
     Lines, planes and streams (`line`, `plane`, `stream`, `surface`) come from `SlicesMixin`;
     job sizes (`estimate`, `check_job`) from `JobSizing`; curvature (``land.hessian``,
-    ``curvature_map``, ...) from `CurvatureMixin`.
+    ``curvature_map``, ...) from `CurvatureMixin`; constructions and
+    mining (`construct`, `mine`, `mine_plane`, Xu et al. 2024) from `ShapesMixin`.
 
     Attributes:
         data_sets: the names of the data sets, in the order of the values (empty for one

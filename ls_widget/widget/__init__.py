@@ -18,6 +18,13 @@ Where each feature lives:
 - controls.py: axis controls (bank dropdowns, mix, span and points sliders) and drawing ones;
 - hessian_job.py: the background Hessian computation and its panel wiring;
 - panels.py: the bqplot Hessian panel;
+- shapes_toggle.py: the explorer's "shapes" toggle, building the panel on first use;
+- shapes_panel.py: the "shapes" panel (kinds of the surface and cross-sections, a gallery of
+  shaped curves, the mining row; Xu et al. 2024);
+- shapes_job.py: its background work (labels, gallery curves, mining), shapes_control.py:
+  its wiring to the bank, the axes and the view;
+- snapshot.py: the picture a saved notebook keeps (a PNG output beside the view, updated by
+  display id);
 - export.py: the standalone HTML page;
 - faults.py: how faults in background threads are shown;
 - tree.py: closing a composite widget and every widget it holds.

@@ -1,8 +1,9 @@
 """The explorer's direction bank: the labelled directions its axes are built from.
 
-Filter-normalized random directions (by seed), the user's own, "towards other", and the
-Hessian's extreme eigenvectors scaled to the bank's norm. The bank is a read-only mapping
-label → `lw.Direction`; `put` adds or replaces an entry. It knows nothing of widgets: the
+Filter-normalized random directions (by seed), the user's own, "towards other", the
+Hessian's extreme eigenvectors scaled to the bank's norm, and the shapes panel's constructed
+and mined directions (under labels of their own: `unique_label`). The bank is a read-only
+mapping label → `lw.Direction`; `put` adds or replaces an entry. It knows nothing of widgets: the
 explorer refreshes its dropdowns after each change.
 
 The random directions the bank draws itself, and the Hessian it takes, move the parameters
@@ -67,6 +68,15 @@ class DirectionBank(Mapping[str, Direction]):
         self.landscape.space.check_compatible(d)
         self._entries[label] = d
         self._drawn.pop(label, None)  # the user's now: kept as given by `rescope`
+
+    def unique_label(self, base: str) -> str:
+        """`base`, or "`base` (2)", "`base` (3)", … : the first not in the bank (a label for
+        a direction the explorer adds, e.g. a mined one, that takes no user's entry)."""
+        label, k = base, 1
+        while label in self._entries:
+            k += 1
+            label = f"{base} ({k})"
+        return label
 
     # ----------------------------------------------------------------- random directions
     def draw(self, seeds: Iterable[int]) -> list[tuple[str, Direction]]:

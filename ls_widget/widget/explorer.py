@@ -10,6 +10,9 @@
   drawing controls (metric, colours, isolines, log scale);
 - hessian_job.py + panels.py: Hessian eigenvectors computed in the background, put in the
   bank and shown in a clickable bqplot panel;
+- shapes_toggle.py (+ shapes_panel.py, shapes_control.py, shapes_job.py): the "shapes"
+  panel, built on first use: the kinds of the surface and its cross-sections, a gallery of
+  shaped curves, mining;
 - export.py: the standalone HTML page;
 - paths.py: a training trajectory drawn over the plane of its principal directions.
 """
@@ -37,13 +40,41 @@ from .panels import HessianPanel
 from .param_control import ParamsControl
 from .paths import PathOverlay, path_span, trajectory_plane
 from .scope import resolve
+from .shapes_toggle import ShapesMethods
+from .snapshot import display_with_picture
 from .tree import close_tree
 from .view import LandscapeWidget
 
-__all__ = ["COLORMAPS", "Explorer", "explore"]
+__all__ = ["COLORMAPS", "Explorer", "ExplorerView", "explore"]
+
+CrossListener = Callable[[dict[str, Any], list[bytes]], Any]
 
 
-class Explorer(HessianMethods, W.VBox):
+class ExplorerView(LandscapeWidget):
+    """The explorer's `LandscapeWidget`: it also hands every pair of cross-sections it sends
+    to `cross_listeners` (the shapes panel classifies them) and keeps the latest.
+
+    Attributes:
+        cross_listeners: ``fn(content, buffers)`` of each "cross" message sent (from the
+            worker's thread: they must return at once).
+        last_cross: the latest "cross" message and its buffers, or None.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.cross_listeners: list[CrossListener] = []
+        self.last_cross: tuple[dict[str, Any], list[bytes]] | None = None
+        super().__init__(*args, **kwargs)
+
+    def send(self, content: Any, buffers: Any = None) -> None:
+        """Send a message to the frontend; a "cross" one also goes to `cross_listeners`."""
+        super().send(content, buffers)
+        if isinstance(content, dict) and content.get("type") == "cross":
+            self.last_cross = (content, list(buffers or []))
+            for listener in list(self.cross_listeners):
+                listener(*self.last_cross)
+
+
+class Explorer(HessianMethods, ShapesMethods, W.VBox):
     """A LandscapeWidget and the controls that drive it.
 
     Construction returns once the first tile is computed; a failure before (a bad argument,
@@ -69,6 +100,7 @@ class Explorer(HessianMethods, W.VBox):
         params_control: "parameters: trainable | all | custom…" (`set_params`).
         hessian_panel: the bqplot panel of Hessian eigenvalues and spectral density (see
             `add_hessian`).
+        shapes_toggle: shows / hides the "shapes" panel (`shapes`), built when first shown.
     """
 
     def __init__(
@@ -110,7 +142,7 @@ class Explorer(HessianMethods, W.VBox):
                                        layout=W.Layout(width="200px"))
             self.new_random.on_click(lambda _: self.add_random_pair())
             d1, d2 = self._controls.directions()
-            self.view = LandscapeWidget(
+            self.view = ExplorerView(
                 landscape, d1, d2, span=self.span_slider.value, n=self.points_slider.value,
                 adaptive=adaptive, max_points=max_points, force=force, metric=metric,
                 log_scale=log, colormap=colormap, n_levels=n_levels, path=path,
@@ -131,6 +163,7 @@ class Explorer(HessianMethods, W.VBox):
                 W.HBox([self.metric_select, self.colormap_select, self.levels_slider,
                         self.log_checkbox]),
                 self.hessian_panel,
+                *self._shapes_row(),
             ])])
             self.add_class("lsw-explorer")
             # The first tile (or the error before it) arrives before we return: a model or
@@ -194,16 +227,23 @@ class Explorer(HessianMethods, W.VBox):
         matplotlib's rendering of the same surface."""
         return self.view.save_png(path, **kwargs)
 
+    def _ipython_display_(self) -> None:
+        """IPython shows the explorer, then the view's last picture as a PNG output, which a
+        saved notebook keeps (snapshot.py)."""
+        display_with_picture(self, self.view.picture)
+
     def to_html(self, path: str | Path, *, title: str = "ls-widget landscape") -> Path:
         """A standalone HTML page showing the last complete picture, without a kernel."""
         return write_html(self.view, path, title=title)
 
     def close(self) -> None:
         """Stop the worker; close the widget, its controls and panels (a Hessian computation
-        under way finishes in the background, not installed), also after a failed
-        construction. Every widget is closed, not only this box: ipywidgets keeps an open
-        widget (and through its observers, this explorer and its landscape) alive."""
-        for part in (getattr(self, "_hessian", None), getattr(self, "view", None)):
+        under way finishes in the background, not installed; mining is cancelled and the
+        shapes panel's threads joined), also after a failed construction. Every widget is
+        closed, not only this box: ipywidgets keeps an open widget (and through its
+        observers, this explorer and its landscape) alive."""
+        parts = ("_shapes", "_hessian", "view")
+        for part in (getattr(self, name, None) for name in parts):
             if part is not None:  # absent if construction failed before it
                 part.close()  # the view first of the widgets: stops and joins the worker
         close_tree(self)

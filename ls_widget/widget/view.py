@@ -5,7 +5,8 @@ view's settings (`set_view`) and the messages from the frontend. The computing h
 `Worker` (worker.py); the message shapes are declared in protocol.py. Every change of settings
 bumps `generation`; tiles travel as custom messages with little-endian binary buffers, batched
 to stay under ~40 messages/s. The last complete surface is also kept in the binary `surface`
-trait, so a saved notebook or an HTML export shows the picture without a kernel.
+trait, which an HTML export redraws without a kernel; a saved notebook keeps the frontend's PNG
+of the picture in an output beside the view (`picture`, snapshot.py).
 
 Faults never stop the worker: anything the user's model or loss raises in it, a
 KeyboardInterrupt included, becomes the "error" status and an error message, and the next
@@ -29,6 +30,7 @@ from ..engine.sampling import Grid
 from ..results.records import Surface
 from . import protocol
 from .paths import PathOverlay
+from .snapshot import StaticPicture, describe, display_with_picture, drawn_png
 from .worker import Worker
 
 STATIC = Path(__file__).parent.parent / "static"
@@ -117,6 +119,8 @@ class LandscapeWidget(anywidget.AnyWidget):
         # failed below.
         self._worker = Worker(landscape, self)
         self._snapshots: dict[int, bytes] = {}
+        self.picture = StaticPicture()
+        """The output below the view that keeps its last picture in a saved notebook."""
         self._own_layout = "layout" not in traits  # then close() closes it too
         # anywidget hooks every instance to the bundle's FileContents (hot reload) with a
         # closure over the widget, which keeps each widget and its landscape alive for good
@@ -219,6 +223,11 @@ class LandscapeWidget(anywidget.AnyWidget):
             self.pick(msg["x"], msg["y"])
         elif msg["type"] == "snapshot":
             self._snapshots = {msg["gen"]: bytes(buffers[0])}
+            self.picture.update(msg["gen"], self._snapshots[msg["gen"]], describe(self))
+
+    def _ipython_display_(self) -> None:
+        """IPython shows the live view, then its last picture as a PNG output (snapshot.py)."""
+        display_with_picture(self, self.picture)
 
     def save_png(self, path: str | Path, *, dpi: int = 150) -> Path:
         """Write the picture as a PNG: the frontend's own snapshot of the screen when one of
@@ -237,10 +246,5 @@ class LandscapeWidget(anywidget.AnyWidget):
         job = self._worker.job  # the request of the surface shown holds its trajectory
         shown = job is not None and job.request.gen == self.surface_info.get("gen")
         drawn = job.request.path if job is not None and shown else None
-        fig = surf.plot(self.metric, log=self.log_scale, levels=max(2, self.n_levels),
-                        cmap=self.colormap, path=drawn)
-        fig.savefig(path, dpi=dpi)
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
-        return path
+        return drawn_png(surf, path, dpi=dpi, metric=self.metric, log=self.log_scale,
+                         levels=max(2, self.n_levels), cmap=self.colormap, trajectory=drawn)
