@@ -32,8 +32,11 @@ __all__ = ["CHECK_EVERY", "LR", "MARGIN", "STEPS", "Descent", "Judge", "Verdict"
 
 CHECK_EVERY = 10
 """Steps between two judgements (each evaluates a curve or a plane along the direction)."""
-STEPS, LR, MARGIN = 200, 0.1, 0.5
-"""The defaults of mining: the most steps, Adam's step, the margin at which it stops."""
+STEPS, LR, MARGIN = 1000, 0.1, 0.5
+"""The defaults of mining: the most steps, Adam's step, the margin at which it stops. Mining
+stops as soon as the shape is confirmed (30–150 steps on the tests' digits MLPs); the step
+budget is for sharper minima: on a digits MLP trained to a loss of 0.006 the w-peak took
+~1,000 steps (14 s of CPU)."""
 
 
 @dataclass(frozen=True)
