@@ -6,7 +6,7 @@ PyTorch, NumPy, SciPy and matplotlib; the widget (`explore`, `compare`, `Explore
 packages.
 """
 
-from . import directions, metrics, shapes
+from . import directions, distributed, metrics, shapes
 from .comparison import compare, compare_surfaces
 from .curvature import NonSmoothWarning
 from .directions import Direction
@@ -56,6 +56,7 @@ __all__ = [
     "compare",
     "compare_surfaces",
     "directions",
+    "distributed",
     "explore",
     "keep_heap",
     "load",

@@ -534,3 +534,33 @@ def test_each_result_records_the_plan_its_own_points_ran_with(trained_mlp, digit
     assert surf.meta["evaluation"]["mode"] == again.meta["evaluation"]["mode"] == "vmap"
     curve = land.line(d1, n=5)
     assert curve.meta["evaluation"]["mode"] == "vmap"
+
+
+def test_float32_mode_is_restored_by_the_last_thread_only():
+    """Threads evaluating at once share PyTorch's process-wide float32 setting: one leaving
+    must not restore PyTorch's setting under another still inside."""
+    import threading
+
+    import torch
+
+    from ls_widget.engine.landscape_slices import float32_mode
+
+    before = (torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32)
+    inside, leave = threading.Event(), threading.Event()
+    seen: list[str] = []
+
+    def other() -> None:
+        with float32_mode(False):
+            inside.set()
+            leave.wait(10)
+
+    t = threading.Thread(target=other)
+    t.start()
+    assert inside.wait(10)
+    with float32_mode(False):
+        leave.set()
+        t.join(10)  # the other thread has left: ours is still in full precision
+        seen.append(torch.get_float32_matmul_precision())
+        assert torch.backends.cudnn.allow_tf32 is False
+    assert seen == ["highest"]
+    assert (torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32) == before

@@ -273,6 +273,7 @@ def explore(
     trajectory: Any = None,
     max_points: int | None = None,
     force: bool = False,
+    client: Any = None,
     **landscape_kwargs: Any,
 ) -> Explorer:
     """Explore the loss landscape of `model` on `data` in a live widget.
@@ -324,6 +325,9 @@ def explore(
         max_points: grids of more points are refused with ``lw.JobTooLarge``, which states
             the estimated time and memory (None: the engine's default limit).
         force: compute grids of any size.
+        client: compute the tiles on a Dask cluster: a ``distributed.Client`` or an
+            ``ls_widget.distributed.DaskExecutor`` (the same bits as here; a slider move
+            cancels the pending tasks). None: in this kernel.
         **landscape_kwargs: passed to `lw.Landscape` (batch_size, memory_budget, strategy).
     """
     if metrics is None:
@@ -337,7 +341,7 @@ def explore(
         bank.update({pc1.label: pc1, pc2.label: pc2})
         x, y = x or pc1.label, y or pc2.label
         span = path_span(projected) if span is None else span
-    land = Landscape(model, data, loss, metrics, **landscape_kwargs)
+    land = Landscape(model, data, loss, metrics, client=client, **landscape_kwargs)
     if other is not None:
         bank["towards other"] = towards(model, other, buffers=True)
     bank.update(directions or {})

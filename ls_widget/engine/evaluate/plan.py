@@ -298,11 +298,19 @@ def agree(ref: np.ndarray, got: np.ndarray) -> bool:
 
 
 def vmap_chunk_size(batches: Batches, memory_budget: float) -> int:
-    """Points per vmap call: bounded by the memory budget (never by timings)."""
-    act = max(
-        t.numel() * t.element_size() for b in batches for t in b.inputs()
-    ) * 8  # activations of a few layers per point, a rough upper estimate
-    return int(max(1, min(VMAP_MAX_CHUNK, memory_budget // max(1, act))))
+    """Points per vmap call: bounded by the memory budget (never by timings) and, on a GPU
+    with less free memory than the budget, by half of what is free (else the first call
+    would run out of memory). The budget decides wherever the GPU has room for it: then the
+    chunk, and so every value, is a pure function of the inputs. (`run.vmapped` halves the
+    chunk if the GPU runs out of memory all the same.)"""
+    inputs = [t for b in batches for t in b.inputs()]
+    # activations of a few layers per point, a rough upper estimate
+    act = max(t.numel() * t.element_size() for t in inputs) * 8
+    budget = memory_budget
+    if inputs and inputs[0].device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(inputs[0].device)
+        budget = min(budget, free // 2)
+    return int(max(1, min(VMAP_MAX_CHUNK, budget // max(1, act))))
 
 
 def tile_size(

@@ -5,7 +5,8 @@
 - `vmapped`: `torch.func.functional_call` vectorized over chunks of points (pays on GPUs and
   for small data, where one point does not fill the device). Every call gets exactly the
   binding's chunk of points, the last one padded, because a batched kernel may round
-  differently for another batch size: a point's value never depends on its company.
+  differently for another batch size: a point's value never depends on its company. If a
+  GPU runs out of memory, the chunk is halved and the same points run again (`_halve`).
 
 Both return, per point, the sample-weighted mean over all batches of the loss and of each
 batch-mean metric, and the stateful metrics (stateful.py) fed every batch of the point in the
@@ -15,6 +16,7 @@ runs (no picked outputs kept, no syncs).
 
 from __future__ import annotations
 
+import warnings
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -131,36 +133,64 @@ def vmapped(b: Binding, coeffs: np.ndarray) -> np.ndarray:
         vals, picked = scorer.score_and_pick(model_at(flat_p, flat_b, batch), batch)
         return _stacked(vals), picked
 
-    size = b.vmap_chunk
+    def chunk(part: np.ndarray, size: int) -> np.ndarray:
+        real = len(part)
+        if real < size:  # always `size` points per call (see the module's docstring)
+            part = np.concatenate([part, np.repeat(part[-1:], size - real, axis=0)])
+        c = torch.as_tensor(part, device=device)
+        fp = [torch.addmm(f.theta, c.to(f.theta.dtype), f.matrix) for f in b.flats]
+        fb = [
+            torch.addmm(f.theta, c.to(f.theta.dtype), f.matrix) for f in b.buf_flats
+        ]
+        acc = torch.zeros((c.shape[0], len(scorer.mean_names)), dtype=torch.float64,
+                          device=device)
+        states = scorer.states.take(real) if scorer.states.names else []  # padding: none
+        for batch in b.batches:
+            if not states:
+                fn = vmap(lambda x, y, batch=batch: point(x, y, batch))
+                acc += fn(fp, fb) * batch.n
+                continue
+            both = vmap(lambda x, y, batch=batch: point_and_output(x, y, batch))
+            vals, picked = both(fp, fb)
+            acc += vals * batch.n
+            _feed(scorer, states, vals, picked, batch)
+        means = (acc / b.n_samples).cpu().numpy()[:real]
+        if states:
+            computed = np.array([scorer.compute(state) for state in states])
+            means = scorer.assemble(means, computed)
+        return means
+
+    start = 0
     with torch.no_grad():
-        for start in range(0, P, size):
+        while start < P:
+            size = b.vmap_chunk
             part = coeffs[start : start + size]
-            real = len(part)
-            if real < size:  # always `size` points per call (see the module's docstring)
-                part = np.concatenate([part, np.repeat(part[-1:], size - real, axis=0)])
-            c = torch.as_tensor(part, device=device)
-            fp = [torch.addmm(f.theta, c.to(f.theta.dtype), f.matrix) for f in b.flats]
-            fb = [
-                torch.addmm(f.theta, c.to(f.theta.dtype), f.matrix) for f in b.buf_flats
-            ]
-            acc = torch.zeros((c.shape[0], len(scorer.mean_names)), dtype=torch.float64,
-                              device=device)
-            states = scorer.states.take(real) if scorer.states.names else []  # padding: none
-            for batch in b.batches:
-                if not states:
-                    fn = vmap(lambda x, y, batch=batch: point(x, y, batch))
-                    acc += fn(fp, fb) * batch.n
-                    continue
-                both = vmap(lambda x, y, batch=batch: point_and_output(x, y, batch))
-                vals, picked = both(fp, fb)
-                acc += vals * batch.n
-                _feed(scorer, states, vals, picked, batch)
-            means = (acc / b.n_samples).cpu().numpy()[:real]
-            if states:
-                computed = np.array([scorer.compute(state) for state in states])
-                means = scorer.assemble(means, computed)
-            out_rows.append(means)
+            try:
+                rows: np.ndarray | None = chunk(part, size)
+            except torch.cuda.OutOfMemoryError:
+                if size == 1:
+                    raise
+                rows = None
+            if rows is None:  # out of the except block: the failed call's tensors are freed
+                _halve(b, size)
+                continue  # the same points again, in chunks of half the size
+            out_rows.append(rows)
+            start += len(part)
     return np.concatenate(out_rows, axis=0)
+
+
+def _halve(b: Binding, size: int) -> None:
+    """The GPU ran out of memory with `size` points per vmap call: half as many from now on
+    (for this binding). Which points shared a call changes, so values from here on may differ
+    in their last bits from a run that had the memory (see `plan.vmap_chunk_size`)."""
+    b.vmap_chunk = size // 2
+    torch.cuda.empty_cache()
+    warnings.warn(
+        f"CUDA ran out of memory evaluating {size} points per vmapped call; retrying with "
+        f"{b.vmap_chunk} (kept for these directions). Values may differ in their last bits "
+        "from a run with the memory for the full chunk; a smaller memory= budget keeps the "
+        "chunk fixed", RuntimeWarning, stacklevel=2,
+    )
 
 
 def _stacked(values: list[Tensor]) -> Tensor:
