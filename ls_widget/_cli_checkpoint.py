@@ -11,7 +11,6 @@ partial file goes once the output is written: a partial beside an output means u
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ._cli_errors import one_line, runtime, usage
+from .engine.atomic import write_atomic
 
 FORMAT = "ls-widget-cli-partial"
 VERSION = 1
@@ -77,16 +77,8 @@ def write(path: Path, fingerprint: Fingerprint, partial: Partial) -> None:
     """Write the checkpoint through a temporary file renamed into place (complete or absent)."""
     header = json.dumps({"format": FORMAT, "version": VERSION, "fingerprint": fingerprint,
                          "names": list(partial.names)})
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, header=np.array(header), values=partial.values, known=partial.known)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda f: np.savez(f, header=np.array(header), values=partial.values,
+                                          known=partial.known))
 
 
 def read(path: Path, fingerprint: Fingerprint, shape: tuple[int, int]) -> Partial:

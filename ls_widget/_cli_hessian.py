@@ -16,6 +16,7 @@ from ._cli_jobs import make_landscape
 from ._cli_load import build_model, parse_device, state_digest
 from ._cli_output import save_text
 from .curvature import Hessian
+from .engine.atomic import write_atomic
 
 SUFFIXES = (".json", ".npz")
 
@@ -103,14 +104,8 @@ def _write_npz(result: dict[str, Any], path: Path) -> None:
                     header[key][name] = v
         else:
             header[key] = value
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, header=np.array(json.dumps(_jsonable(header))), **arrays)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    text = json.dumps(_jsonable(header))
+    write_atomic(path, lambda f: np.savez(f, header=np.array(text), **arrays))
 
 
 def _jsonable(value: Any) -> Any:

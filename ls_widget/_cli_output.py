@@ -11,6 +11,7 @@ import numpy as np
 
 from ._cli_checkpoint import Fingerprint, differences, partial_path
 from ._cli_errors import one_line, usage
+from .engine.atomic import write_atomic
 from .results import Curve, Surface, load
 
 
@@ -88,10 +89,4 @@ def save_record(record: Curve | Surface, path: Path) -> None:
 
 def save_text(text: str, path: Path) -> None:
     """Write `text` to `path` through a temporary file renamed into place."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda f: f.write(text.encode()))

@@ -15,17 +15,17 @@ import json
 import math
 import numbers
 import operator
-import os
 import pathlib
 import re
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
+from ..engine.atomic import write_atomic
 from ._signature import Signature, digest
 
 INDEX = "index.json"
@@ -196,20 +196,6 @@ def read_checkpoint(
     return tensors, step, logs
 
 
-def _write_atomic(target: pathlib.Path, write: Callable[[IO[bytes]], object]) -> None:
-    """Write through a temporary file renamed into place: `target` is complete or absent."""
-    tmp = target.with_name(f".{target.name}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 class Folder:
     """A recorder's folder: snapshot files and their index (see the module's docstring).
 
@@ -317,14 +303,14 @@ class Folder:
         text = json.dumps({"format": FORMAT, "version": VERSION,
                            "tensors": self.signature.describe(), "snapshots": entries},
                           indent=1)
-        _write_atomic(self.root / INDEX, lambda f: f.write(text.encode()))
+        write_atomic(self.root / INDEX, lambda f: f.write(text.encode()))
 
     def append(self, state: dict[str, Tensor], meta: SnapshotMeta) -> None:
         """Write one more snapshot, then the index."""
         payload = {"state_dict": state, "step": meta.step, "call": meta.call,
                    "logs": meta.logs, "digest": meta.digest}
         path = self.root / snapshot_file(len(self.metas))
-        _write_atomic(path, lambda f: torch.save(payload, f))
+        write_atomic(path, lambda f: torch.save(payload, f))
         self.metas.append(meta)
         self._sizes.append(path.stat().st_size)
         self._write_index()
