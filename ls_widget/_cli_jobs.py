@@ -177,7 +177,8 @@ def _compute(args: argparse.Namespace, job: GridJob, go: bool, extra: dict[str, 
     record: Curve | Surface
     if grid.k == 1:
         record = Curve(x=grid.x, values={m: v[0] for m, v in values.items()},
-                       directions=(dirs[0].provenance,), meta=land.describe(dirs, **meta))
+                       directions=(dirs[0].provenance,), meta=land.describe(dirs, **meta),
+                       direction_tensors=(dirs[0],))
     else:
         record = land.surface(grid, dirs, values, evaluated,
                               tol=args.tol if args.adaptive else None,
