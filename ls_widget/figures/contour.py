@@ -11,7 +11,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from . import scale
 from ._common import SurfaceLike, axes, axis_label
+from .labels import label_directions
+from .scale import DEFAULT_CMAP
 
 PATH_COLOR = "#d62728"
 
@@ -76,47 +79,52 @@ def plot_surface(
     metric: str = "loss",
     *,
     ax: Any = None,
-    log: bool = False,
-    levels: int | np.ndarray = 20,
+    log: bool | str = "auto",
+    levels: int | np.ndarray | None = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
     filled: bool = True,
-    cmap: str = "viridis",
+    cmap: str = DEFAULT_CMAP,
     path: PathLike | TrajectoryLike | None = None,
     markers: Mapping[str, tuple[float, float]] | None = None,
 ) -> Any:
-    """Filled contour + labelled isolines, colorbar, the model marked at the origin.
+    """Filled contour + labelled isolines, colorbar, the model marked at the origin, drawn
+    as the widget draws it (scale.py: the same colormap, log rule and isoline levels).
 
-    `path`: a `lw.Path`, or a `lw.Trajectory` whose PCA directions the surface was computed
-    along, drawn as a line through its snapshots with the start (○) and end (●) marked and
-    labelled in a legend. `markers`: named points ``{"m1": (1.0, 0.0)}`` drawn as ◆ with their
-    names. The axes keep the surface's extent; points outside it are reported in a warning.
+    `log`: "auto" (log when the finite values are positive and span more than two decades),
+    True or False. `levels`: how many isolines (the widget's 12 by default), or their values.
+    `vmin`/`vmax` clip the colour scale. The colorbar is labelled with `metric` and ticked at
+    both ends. `path`: a `lw.Path`, or a `lw.Trajectory` whose PCA directions the surface was
+    computed along, drawn as a line through its snapshots with the start (○) and end (●)
+    marked and labelled in a legend. `markers`: named points ``{"m1": (1.0, 0.0)}`` drawn as
+    ◆ with their names. The axes keep the surface's extent; points outside it are reported
+    in a warning.
     """
-    from matplotlib import colors
-
     points = _resolve_path(surface, path)
     named = _check_markers(markers)
-
+    if metric not in surface.metrics:
+        raise KeyError(f"no metric {metric!r}; the surface has {surface.metrics}")
     z = np.asarray(surface[metric], dtype=float)
-    if log and not (np.isfinite(z) & (z > 0)).any():
-        raise ValueError(
-            f"no positive {metric} values to draw on a log scale; plot with log=False"
-        )
-    zm = np.ma.masked_invalid(np.where(z > 0, z, np.nan) if log else z)
+    sc = scale.resolve(z, metric, log=log, levels=levels, vmin=vmin, vmax=vmax)
+    # on a log scale values ≤ 0 take the bottom colour (the widget's ColorScale clamps them)
+    zm = np.ma.masked_invalid(np.where(np.isfinite(z) & (z <= 0), sc.lo, z) if sc.log else z)
     fig, ax = axes(ax, (5.6, 4.6))
-    lv = contour_levels(z, levels, log)
-    norm = colors.LogNorm(vmin=lv[0], vmax=lv[-1]) if log else None
+    norm = sc.norm()
     X, Y = np.meshgrid(surface.x, surface.y)
     if filled:
-        cf = ax.contourf(X, Y, zm, levels=lv, cmap=cmap, norm=norm, extend="neither")
-        cbar = fig.colorbar(cf, ax=ax, label=metric + (" (log scale)" if log else ""),
-                            format="%.3g")
-        cbar.minorticks_off()
-        cbar.set_ticks(lv[:: max(1, len(lv) // 8)])
-    cs = ax.contour(X, Y, zm, levels=lv, colors="k", linewidths=0.5, alpha=0.8, norm=norm)
-    ax.clabel(cs, cs.levels[:: max(1, len(cs.levels) // 6)], inline=True, fontsize=7,
-              fmt="%.3g")
+        # values beyond vmin/vmax take the end colours, as in the widget
+        cf = ax.contourf(X, Y, np.ma.clip(zm, sc.lo, sc.hi), levels=sc.fill_levels(), cmap=cmap,
+                         norm=norm)
+        _colorbar(fig, ax, cf, sc, metric)
+    if sc.levels.size:
+        cs = ax.contour(X, Y, zm, levels=sc.levels, colors="k", linewidths=0.5, alpha=0.8,
+                        norm=norm)
+        ax.clabel(cs, cs.levels[:: max(1, len(cs.levels) // 6)], inline=True, fontsize=7,
+                  fmt="%.3g")
     bad = ~np.isfinite(z)
     if bad.any():
         ax.contourf(X, Y, bad.astype(float), levels=[0.5, 1.5], colors=["#d0d0d0"])
+        ax.set_facecolor("#d0d0d0")  # what the masked fill leaves uncovered: no value there
     title = f"{metric} surface"
     if surface.x[0] <= 0 <= surface.x[-1] and surface.y[0] <= 0 <= surface.y[-1]:
         ax.plot([0], [0], marker="*", color="white", markeredgecolor="black", markersize=12,
@@ -141,8 +149,8 @@ def plot_surface(
             "cut off; compute the plane with a span that covers them",
             UserWarning, stacklevel=3,
         )
-    ax.set_xlabel(axis_label(surface, 0, "α"))
-    ax.set_ylabel(axis_label(surface, 1, "β"))
+    label_directions(ax, surface.directions,
+                     (axis_label(surface, 0, "α"), axis_label(surface, 1, "β")))
     ax.set_box_aspect(1)
     from matplotlib.ticker import MaxNLocator
 
@@ -150,6 +158,16 @@ def plot_surface(
     ax.yaxis.set_major_locator(MaxNLocator(5))
     ax.set_title(title)
     return fig
+
+
+def _colorbar(fig: Any, ax: Any, filled: Any, sc: scale.Scale, metric: str) -> None:
+    """Colorbar labelled with the metric, ticked at both ends of the scale and between."""
+    cbar = fig.colorbar(filled, ax=ax, label=metric + (" (log scale)" if sc.log else ""),
+                        format="%.3g")
+    cbar.minorticks_off()
+    cbar.set_ticks([float(v) for v in sc.ticks()])
+    for v in sc.levels:  # the isolines' values across the bar, as the widget marks them
+        cbar.ax.axhline(float(v), color="k", linewidth=0.5, alpha=0.8)
 
 
 def _resolve_path(surface: SurfaceLike, path: object) -> PathLike | None:

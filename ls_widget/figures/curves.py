@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._common import CurveLike, axes, axis_label
+from .labels import label_directions, wrap
 
 _SET_STYLES = ("-", "--", ":", "-.")  # first set solid, second dashed, ...
 
@@ -41,10 +42,13 @@ def plot_curve(
         _by_set(ax, curve, names, split)
     if log:
         ax.set_yscale("log")
-    ax.set_xlabel(axis_label(curve, 0, "α"))
+    # the direction's label wrapped to the axes, its provenance a tooltip in SVG
+    label_directions(ax, curve.directions, (axis_label(curve, 0, "α"),), "x")
     ax.axvline(0.0, color="0.6", lw=0.8, ls=":")
     first = names[0] if split is None else split[0][1]
-    ax.set_title(f"{first} along {axis_label(curve, 0, 'the direction')}")
+    title = f"{first} along {axis_label(curve, 0, 'the direction')}"
+    text, size = wrap(title, fig.get_size_inches()[0] * 0.8, float(ax.title.get_fontsize()))
+    ax.set_title(text, fontsize=size)
     return fig
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..figures.contour import plot_surface
 from ..figures.curves import plot_curve
+from ..figures.explorer import explorer_figure
 from . import io
 
 if TYPE_CHECKING:
@@ -290,34 +291,46 @@ class Surface(_Record):
         metric: str | None = None,
         *,
         ax: Any = None,
-        log: bool = False,
-        levels: int | np.ndarray = 20,
+        log: bool | str = "auto",
+        levels: int | np.ndarray | None = None,
+        vmin: float | None = None,
+        vmax: float | None = None,
         filled: bool = True,
         cmap: str = "viridis",
         path: Any = None,
         markers: Mapping[str, tuple[float, float]] | None = None,
+        cross: tuple[float, float] | None = None,
     ) -> Any:
-        """Contour plot with labelled isolines and a colorbar; the model marked at (0, 0).
+        """Contour plot with labelled isolines and a colorbar, as the widget draws it; the
+        model marked at (0, 0).
 
         Args:
             metric: which values to draw (default: the first, "loss" or "train/loss").
             ax: matplotlib axes to draw into (default: a new figure).
-            log: a log colour scale.
-            levels: how many isolines, or their values.
+            log: "auto" (a log colour scale when the finite values are all positive and
+                max / min > 100), True or False.
+            levels: how many isolines (default 12, as the widget), or their values.
+            vmin: the bottom of the colour scale (lower values take its colour).
+            vmax: the top of the colour scale.
             filled: fill between the isolines.
-            cmap: the colour map.
+            cmap: the colour map (the widget's default, viridis).
             path: a training path drawn over the surface (start ○, end ●): a `lw.Path`
                 (``traj.project(d1, d2)``), or a `lw.Trajectory` when this surface was
                 computed along ``lw.directions.pca(traj)``.
             markers: named points ``{"m0": (0, 0), "m1": (1, 0)}`` drawn with their names
                 (default: those the directions carry, e.g. from ``lw.directions.through``).
+            cross: a point (α, β): draw the explorer's layout instead, the contour with the
+                two cross-sections through that point on its right (`explorer_figure`).
         """
         if markers is None and self.directions:
             markers = self.directions[0].get("markers")
-        return plot_surface(
-            self, metric or self.metrics[0], ax=ax, log=log, levels=levels, filled=filled,
-            cmap=cmap, path=path, markers=markers,
-        )
+        style = dict(log=log, levels=levels, vmin=vmin, vmax=vmax, filled=filled, cmap=cmap,
+                     path=path, markers=markers)
+        if cross is not None:
+            if ax is not None:
+                raise ValueError("cross= draws a figure of its own; pass ax=None with cross=")
+            return explorer_figure(self, metric or self.metrics[0], cross=cross, **style)
+        return plot_surface(self, metric or self.metrics[0], ax=ax, **style)
 
     def _contents(self) -> io.Contents:
         return io.Contents(self._header("surface"), self.x, self.values, y=self.y,

@@ -224,8 +224,17 @@ class Explorer(HessianMethods, ShapesMethods, W.VBox):
 
     def save_png(self, path: str | Path, **kwargs: Any) -> Path:
         """PNG of the picture: the screen's own pixels when a frontend sent them, else
-        matplotlib's rendering of the same surface."""
+        matplotlib's rendering of the same surface; with ``width=``/``height=`` (pixels at
+        ``dpi=``), matplotlib's contour, colorbar and cross-sections at that size."""
         return self.view.save_png(path, **kwargs)
+
+    def save_svg(self, path: str | Path) -> Path:
+        """SVG of the contour, colorbar and cross-sections (matplotlib)."""
+        return self.view.save_svg(path)
+
+    def save_pdf(self, path: str | Path) -> Path:
+        """PDF of the contour, colorbar and cross-sections (matplotlib)."""
+        return self.view.save_pdf(path)
 
     def _ipython_display_(self) -> None:
         """IPython shows the explorer, then the view's last picture as a PNG output, which a

@@ -256,15 +256,25 @@ def display_with_picture(widget: Any, picture: StaticPicture) -> None:
 
 
 def drawn_png(surf: Surface, path: Path, *, dpi: int, trajectory: Any = None,
-              **style: Any) -> Path:
+              width: int | None = None, height: int | None = None,
+              cross: tuple[float, float] | None = None, **style: Any) -> Path:
     """`surf` drawn by matplotlib as the view styles it (metric, log, levels, colormap),
-    with the trajectory drawn over it, written to `path` (when no frontend sent a picture)."""
+    with the trajectory drawn over it, written to `path` (when no frontend sent a picture,
+    or when a size or a vector format is asked for). PNG of no given size: the contour
+    figure; with `width`/`height` in pixels, or to .svg/.pdf: the explorer's layout, the
+    contour with its cross-sections through `cross` (`lw.figures.explorer_figure`; None:
+    through the model)."""
     import matplotlib.pyplot as plt
 
+    from ..figures import save_explorer, save_figure
+
     metric = style.pop("metric")
+    if width is not None or height is not None or Path(path).suffix.lower() in (".svg", ".pdf"):
+        return save_explorer(surf, path, metric, width=width, height=height, dpi=dpi,
+                             path=trajectory, cross=cross, **style)
     fig = surf.plot(metric, path=trajectory, **style)
     try:
-        fig.savefig(path, dpi=dpi)
+        save_figure(fig, path, dpi=dpi)
     finally:
         plt.close(fig)
-    return path
+    return Path(path)

@@ -30,7 +30,8 @@ from ..engine.sampling import Grid
 from ..results.records import Surface
 from . import protocol
 from .paths import PathOverlay
-from .snapshot import StaticPicture, describe, display_with_picture, drawn_png
+from .snapshot import StaticPicture, describe, display_with_picture
+from .view_export import ViewExports
 from .worker import Worker
 
 STATIC = Path(__file__).parent.parent / "static"
@@ -48,7 +49,7 @@ def bundle(name: str) -> Path:
     return path
 
 
-class LandscapeWidget(anywidget.AnyWidget):
+class LandscapeWidget(ViewExports, anywidget.AnyWidget):
     """Contour view of a loss surface that sharpens tile by tile, with 1D cross-sections."""
 
     _esm = bundle("widget.js")
@@ -119,6 +120,7 @@ class LandscapeWidget(anywidget.AnyWidget):
         # failed below.
         self._worker = Worker(landscape, self)
         self._snapshots: dict[int, bytes] = {}
+        self._picked: tuple[float, float] | None = None  # the last click, for exports
         self.picture = StaticPicture()
         """The output below the view that keeps its last picture in a saved notebook."""
         self._own_layout = "layout" not in traits  # then close() closes it too
@@ -191,6 +193,7 @@ class LandscapeWidget(anywidget.AnyWidget):
 
     def pick(self, x: float, y: float) -> None:
         """Compute the cross-sections through (x, y) and send them (as a click does)."""
+        self._picked = (float(x), float(y))
         self._worker.pick(float(x), float(y))
 
     def known(self, gen: int) -> np.ndarray | None:
@@ -228,23 +231,3 @@ class LandscapeWidget(anywidget.AnyWidget):
     def _ipython_display_(self) -> None:
         """IPython shows the live view, then its last picture as a PNG output (snapshot.py)."""
         display_with_picture(self, self.picture)
-
-    def save_png(self, path: str | Path, *, dpi: int = 150) -> Path:
-        """Write the picture as a PNG: the frontend's own snapshot of the screen when one of
-        the current generation arrived, else the same surface rendered with matplotlib (with
-        its trajectory, if one is drawn over it)."""
-        path = Path(path)
-        snap = self._snapshots.get(self.generation)
-        if snap is not None:
-            path.write_bytes(snap)
-            return path
-        surf = self.surface_record
-        if surf is None:
-            raise RuntimeError(
-                "no surface has been computed yet; wait for it with w.wait() and try again"
-            )
-        job = self._worker.job  # the request of the surface shown holds its trajectory
-        shown = job is not None and job.request.gen == self.surface_info.get("gen")
-        drawn = job.request.path if job is not None and shown else None
-        return drawn_png(surf, path, dpi=dpi, metric=self.metric, log=self.log_scale,
-                         levels=max(2, self.n_levels), cmap=self.colormap, trajectory=drawn)
